@@ -1,0 +1,1 @@
+"""Benchmarks; each reports its ratio to bare dramatiq measured in the same run."""

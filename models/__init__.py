@@ -1,0 +1,1 @@
+"""The vocabulary of orderflow and how it is stored."""

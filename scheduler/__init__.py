@@ -1,0 +1,1 @@
+"""Everything that runs on a clock: relay, reconciler and periodic scans."""

@@ -1,0 +1,1 @@
+"""What happens when a message arrives: message contract and use-case handlers."""

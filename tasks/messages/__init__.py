@@ -1,0 +1,1 @@
+"""Versioned inbound/outbound message models: the public contract."""

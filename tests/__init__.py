@@ -1,0 +1,1 @@
+"""orderflow test suite: unit, integration, e2e and chaos layers."""

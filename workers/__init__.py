@@ -1,0 +1,1 @@
+"""Process side of orderflow: broker, worker supervisor, adapters, composition root and CLI."""

