@@ -1,0 +1,170 @@
+"""Tables for the things of SPEC 1.1: manufacturers, customers, orders and their ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.db.base import Base, Id, UTCDateTime
+
+
+class Manufacturer(Base):
+    """An OEM channel with its confirmation SLA and business calendar."""
+
+    __tablename__ = "manufacturers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sla_business_days: Mapped[int] = mapped_column(default=1)
+    sla_hours: Mapped[int | None]
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    holiday_country: Mapped[str] = mapped_column(String(2))
+    holiday_subdivision: Mapped[str | None] = mapped_column(String(16))
+    cutoff_hour: Mapped[int] = mapped_column(default=17)
+    weekend_days: Mapped[list[int]] = mapped_column(JSON, default=lambda: [5, 6])
+    closure_days: Mapped[list[str]] = mapped_column(JSON, default=list)
+    notify_email: Mapped[str | None] = mapped_column(String(320))
+    notify_webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Customer(Base):
+    """A customer; balances are derived from orders."""
+
+    __tablename__ = "customers"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Order(Base):
+    """An order with its three independent status axes and stored derived figures."""
+
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    manufacturer_id: Mapped[str] = mapped_column(ForeignKey("manufacturers.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    payment_method: Mapped[str] = mapped_column(String(16))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmation_status: Mapped[str] = mapped_column(String(16), default="new")
+    confirmation_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmation_overdue: Mapped[bool] = mapped_column(default=False)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fulfillment_status: Mapped[str] = mapped_column(String(16), default="unfulfilled")
+    payment_status: Mapped[str] = mapped_column(String(24), default="pending")
+    invoiced: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid: Mapped[int] = mapped_column(BigInteger, default=0)
+    outstanding_balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    archived: Mapped[bool] = mapped_column(default=False)
+    lines_locked: Mapped[bool] = mapped_column(default=False)
+    download_allowed: Mapped[bool] = mapped_column(default=False)
+    tracking_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    carrier: Mapped[str | None] = mapped_column(String(64))
+    capture_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # The SLA scan reads only open orders, so a partial index stays small however many
+        # confirmed or archived orders pile up.
+        Index(
+            "ix_orders_open_deadline",
+            "confirmation_deadline",
+            postgresql_where=text("confirmation_status <> 'confirmed' AND NOT archived"),
+            sqlite_where=text("confirmation_status <> 'confirmed' AND NOT archived"),
+        ),
+    )
+
+
+class OrderLine(Base):
+    """One SKU line of an order."""
+
+    __tablename__ = "order_lines"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    position: Mapped[int]
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int]
+    unit_price: Mapped[int] = mapped_column(BigInteger)
+    is_insert: Mapped[bool] = mapped_column(default=False)
+    __table_args__ = (UniqueConstraint("order_id", "position"),)
+
+
+class Inventory(Base):
+    """On-hand and reserved quantity per SKU."""
+
+    __tablename__ = "inventory"
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(default=0)
+    reserved: Mapped[int] = mapped_column(default=0)
+
+
+class Invoice(Base):
+    """An amount billed for an order."""
+
+    __tablename__ = "invoices"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    envelope_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class Payment(Base):
+    """One signed ledger entry on an order; refunds are negative."""
+
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(String(2000))
+
+
+class BacklogSku(Base):
+    """One undelivered SKU quantity of an order, regular or paid."""
+
+    __tablename__ = "backlog_skus"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("order_lines.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[int]
+    remaining: Mapped[int]
+    unit_price: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DeliveryNote(Base):
+    """A shipment document made from backlog SKUs."""
+
+    __tablename__ = "delivery_notes"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    envelope_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class DeliveryNoteLine(Base):
+    """What one delivery note took from one backlog SKU, and whether it is billed."""
+
+    __tablename__ = "delivery_note_lines"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    note_id: Mapped[int] = mapped_column(ForeignKey("delivery_notes.id"), index=True)
+    backlog_sku_id: Mapped[int] = mapped_column(ForeignKey("backlog_skus.id"), index=True)
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int]
+    billable: Mapped[bool]
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

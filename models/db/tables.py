@@ -1,0 +1,51 @@
+"""Every table, importable from one place (Alembic reads `Base.metadata` from here)."""
+
+from __future__ import annotations
+
+from models.db.base import Base
+from models.db.commerce import (
+    BacklogSku,
+    Customer,
+    DeliveryNote,
+    DeliveryNoteLine,
+    Inventory,
+    Invoice,
+    Manufacturer,
+    Order,
+    OrderLine,
+    Payment,
+)
+from models.db.machinery import (
+    ExternalOperation,
+    InboxEntry,
+    Notification,
+    OutboxJob,
+    ParkedMessage,
+    ProbeEffect,
+    QuarantinedMessage,
+    SchedulerRun,
+    TimelineEvent,
+)
+
+__all__ = [
+    "BacklogSku",
+    "Base",
+    "Customer",
+    "DeliveryNote",
+    "DeliveryNoteLine",
+    "ExternalOperation",
+    "InboxEntry",
+    "Inventory",
+    "Invoice",
+    "Manufacturer",
+    "Notification",
+    "Order",
+    "OrderLine",
+    "OutboxJob",
+    "ParkedMessage",
+    "Payment",
+    "ProbeEffect",
+    "QuarantinedMessage",
+    "SchedulerRun",
+    "TimelineEvent",
+]

@@ -1,0 +1,94 @@
+"""The unit of work: one transaction, plus outbox jobs published only after it commits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from models.db.engine import Database
+from models.db.machinery import OutboxJob
+from models.db.sql import insert_ignore
+
+
+@dataclass(frozen=True)
+class StagedJob:
+    """An outbox row to hand to the broker once its transaction has committed."""
+
+    outbox_id: int
+    job: str
+    queue: str
+
+
+Publisher = Callable[[Sequence[StagedJob]], None]
+Clock = Callable[[], datetime]
+
+
+class UnitOfWork:
+    """Open with `with`, call `commit()`; anything not committed is rolled back."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        publisher: Publisher | None = None,
+        redeliver_after: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self._publisher = publisher
+        self._redeliver_after = redeliver_after
+        self._staged: list[StagedJob] = []
+        self.session: Session = db.sessions()
+
+    def __enter__(self) -> UnitOfWork:
+        self.session.begin()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.session.in_transaction():
+            self.session.rollback()
+        self.session.close()
+
+    def stage(self, job: str, key: str, payload: dict[str, Any], queue: str = "default") -> bool:
+        """Add an outbox job unless one with this key exists; True when it was new."""
+        now = self.clock()
+        fast = self._publisher is not None
+        values = {
+            "key": key,
+            "job": job,
+            "queue": queue,
+            "payload": payload,
+            "status": "pending",
+            "created_at": now,
+            # With a publisher it is sent right after commit and the reconciler re-sends it
+            # after redeliver_after; without one the relay sends it on its next tick.
+            "next_send_at": now + self._redeliver_after if fast else now,
+            "sent_at": now if fast else None,
+            "sends": 1 if fast else 0,
+            "attempts": 0,
+        }
+        row_id = insert_ignore(self.session, OutboxJob, values, ["key"])
+        if row_id is None:
+            return False
+        self._staged.append(StagedJob(outbox_id=int(row_id), job=job, queue=queue))
+        return True
+
+    def commit(self) -> None:
+        """Commit, then publish what was staged; a failed publish is left to the relay."""
+        self.session.commit()
+        staged, self._staged = self._staged, []
+        if staged and self._publisher is not None:
+            try:
+                self._publisher(staged)
+            except Exception:  # noqa: BLE001 - the relay re-sends; the commit stands
+                return

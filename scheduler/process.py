@@ -1,0 +1,25 @@
+"""`orderflow scheduler`: the periodic-job loop as a process that stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from scheduler.jobs import default_jobs
+from scheduler.loop import run_scheduler
+from workers.logs import configure_logging
+from workers.runtime import open_runtime, prepare_database
+from workers.settings import Settings
+from workers.signals import stop_event_on_signals
+
+
+def run(log_level: str = "INFO") -> None:
+    """Run the scheduler until SIGTERM/SIGINT."""
+    configure_logging(log_level)
+    stop = stop_event_on_signals()
+    settings = Settings()
+    prepare_database(settings)
+    rt = open_runtime(settings)
+    try:
+        run_scheduler(rt, default_jobs(timedelta(seconds=settings.scheduler_tick_s)), stop)
+    finally:
+        rt.close()

@@ -1,0 +1,52 @@
+"""The registry of outbox-driven jobs: a name, the queue it runs on, and its function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from models.db.tables import ProbeEffect
+from models.db.uow import UnitOfWork
+from models.domain.errors import PermanentError
+
+JobFn = Callable[[UnitOfWork, dict[str, Any]], None]
+QUEUES = ("default", "payments", "notifications", "bulk")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A registered job."""
+
+    name: str
+    queue: str
+    fn: JobFn
+
+
+_REGISTRY: dict[str, JobSpec] = {}
+
+
+def job(name: str, queue: str = "default") -> Callable[[JobFn], JobFn]:
+    """Register `fn` as the job called `name`, run on `queue`."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+
+    def register(fn: JobFn) -> JobFn:
+        _REGISTRY[name] = JobSpec(name=name, queue=queue, fn=fn)
+        return fn
+
+    return register
+
+
+def get_job(name: str) -> JobSpec:
+    """The job called `name`; unknown names are permanent failures."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise PermanentError("unknown_job", f"no job is registered as {name!r}") from None
+
+
+@job("system.probe")
+def probe(uow: UnitOfWork, payload: dict[str, Any]) -> None:
+    """Record one effect; self-checks and tests count these to prove exactly-once delivery."""
+    uow.session.add(ProbeEffect(probe_key=str(payload["key"]), at=uow.clock()))

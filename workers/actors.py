@@ -1,0 +1,42 @@
+"""One dramatiq actor per queue; each runs outbox jobs by id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import dramatiq
+
+from models.db.uow import StagedJob
+from tasks.jobs import QUEUES
+from tasks.runner import RunResult
+
+JOB_MAX_ATTEMPTS = 20
+
+
+def actor_name(queue: str) -> str:
+    """The actor that runs outbox jobs on `queue`."""
+    return f"run_job_{queue}"
+
+
+def declare_actors(broker: dramatiq.Broker, run: Callable[[int], RunResult]) -> None:
+    """Bind one actor per queue to `broker`; each delegates to `run(outbox_id)`."""
+    for queue in QUEUES:
+
+        def perform(outbox_id: int) -> None:
+            run(outbox_id)
+
+        dramatiq.actor(actor_name=actor_name(queue), queue_name=queue, broker=broker)(perform)
+
+
+def enqueue_staged(broker: dramatiq.Broker, staged: Sequence[StagedJob]) -> None:
+    """Send committed outbox jobs to their queues (a pipeline of messages)."""
+    for item in staged:
+        message: dramatiq.Message[None] = dramatiq.Message(
+            queue_name=item.queue,
+            actor_name=actor_name(item.queue),
+            args=(item.outbox_id,),
+            kwargs={},
+            options={},
+        )
+        broker.enqueue(message)
+

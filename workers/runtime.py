@@ -1,0 +1,99 @@
+"""The composition root: settings, database, broker and clock wired together for a process."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from dramatiq.brokers.redis import RedisBroker
+
+from models.db import migrate
+from models.db.engine import Database, connect
+from models.db.uow import StagedJob, UnitOfWork
+from tasks.runner import RunResult, run_outbox_job
+from workers import embedded
+from workers.actors import JOB_MAX_ATTEMPTS, declare_actors, enqueue_staged
+from workers.broker import build_broker
+from workers.settings import Settings
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware and in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Everything one orderflow process needs; build with `open_runtime`, end with `close`."""
+
+    settings: Settings
+    db: Database
+    redis_url: str
+    broker: RedisBroker
+    embedded_redis: embedded.EmbeddedRedis | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    def clock(self) -> datetime:
+        """Now, aware UTC."""
+        return utc_now()
+
+    def new_uow(self) -> UnitOfWork:
+        """A unit of work that publishes its outbox jobs to the broker after commit."""
+        return UnitOfWork(
+            self.db,
+            self.clock,
+            publisher=self.publish,
+            redeliver_after=timedelta(seconds=self.settings.outbox_redeliver_after_s),
+        )
+
+    def publish(self, staged: Sequence[StagedJob]) -> None:
+        """Send committed outbox jobs to their queues."""
+        enqueue_staged(self.broker, staged)
+
+    def run_job(self, outbox_id: int) -> RunResult:
+        """Run one outbox job (what the actors call)."""
+        return run_outbox_job(self.new_uow, outbox_id, JOB_MAX_ATTEMPTS)
+
+    def declare_actors(self) -> None:
+        """Bind the job actors to this runtime's broker (worker processes only)."""
+        declare_actors(self.broker, self.run_job)
+
+    def close(self) -> None:
+        """Release connections and, if we were its last user, the embedded Redis."""
+        if self._closed:
+            return
+        self._closed = True
+        self.broker.close()
+        self.db.dispose()
+        if self.embedded_redis is not None:
+            embedded.release(self.embedded_redis)
+
+
+def prepare_database(settings: Settings) -> None:
+    """Migrate the embedded database; refuse to run on a configured one that is behind."""
+    url = settings.effective_database_url()
+    if not settings.database_url:
+        migrate.upgrade(url)
+        return
+    db = connect(url)
+    try:
+        if not migrate.is_current(db.engine):
+            raise SystemExit("the database schema is not current: run `orderflow db upgrade`")
+    finally:
+        db.dispose()
+
+
+def open_runtime(settings: Settings | None = None) -> Runtime:
+    """Connect to the configured services, or to the embedded defaults."""
+    settings = settings or Settings()
+    server = None
+    redis_url = settings.redis_url
+    if not redis_url:
+        server = embedded.acquire(settings.data_dir)
+        redis_url = server.url
+    db = connect(settings.effective_database_url(), pool_size=settings.worker_threads + 2)
+    broker = build_broker(redis_url, settings)
+    return Runtime(
+        settings=settings, db=db, redis_url=redis_url, broker=broker, embedded_redis=server
+    )
