@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,18 @@ def get_job(name: str) -> JobSpec:
         raise PermanentError("unknown_job", f"no job is registered as {name!r}") from None
 
 
+PROBE_MAX_WORK_MS = 1000
+
+
 @job("system.probe")
 def probe(uow: UnitOfWork, payload: dict[str, Any]) -> None:
-    """Record one effect; self-checks and tests count these to prove exactly-once delivery."""
+    """Record one effect; self-checks and tests count these to prove exactly-once delivery.
+
+    `work_ms` holds the transaction open that long, like a real job, so that tests can kill a
+    worker while jobs are in flight.
+    """
+    work_ms = min(int(payload.get("work_ms", 0)), PROBE_MAX_WORK_MS)
     uow.session.add(ProbeEffect(probe_key=str(payload["key"]), at=uow.clock()))
+    uow.session.flush()
+    if work_ms > 0:
+        time.sleep(work_ms / 1000)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
+from dramatiq.common import dq_name
 from dramatiq.middleware import AgeLimit, Middleware, Retries, ShutdownNotifications, TimeLimit
 
 from tasks.jobs import QUEUES
 from workers.settings import Settings
 
+log = logging.getLogger("orderflow.broker")
 NAMESPACE = "orderflow:dramatiq"
 # Options a message may carry that change how it is run. Our actors set their own; a message
 # that arrives with any of these (a producer writing to Redis directly) has them removed.
@@ -39,7 +43,9 @@ class IgnoreProducerOptions(Middleware):
             message.options.pop(option, None)
 
 
-def build_broker(redis_url: str, settings: Settings) -> RedisBroker:
+def build_broker(
+    redis_url: str, settings: Settings, *, maintenance_chance: int | None = None
+) -> RedisBroker:
     """A RedisBroker for orderflow's queues, not yet installed as dramatiq's global broker."""
     middleware: list[Middleware] = [
         IgnoreProducerOptions(),
@@ -55,8 +61,39 @@ def build_broker(redis_url: str, settings: Settings) -> RedisBroker:
         # dramatiq's defaults (60 s heartbeat, clean-up on 0.1 % of calls) bring a SIGKILLed
         # worker's messages back after 3-18 minutes; these bring them back within seconds.
         heartbeat_timeout=settings.heartbeat_timeout_ms,
-        maintenance_chance=settings.maintenance_chance,
+        maintenance_chance=maintenance_chance or settings.maintenance_chance,
     )
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker
+
+
+class DeadWorkerSweeper(threading.Thread):
+    """Moves a dead worker's unacked messages back to their queues every few seconds.
+
+    dramatiq only does this as a random side effect of broker calls on the same queue, and an
+    idle queue is polled about once a second: with any sane chance that takes minutes. This
+    thread calls each queue with clean-up forced, so recovery takes heartbeat_timeout plus
+    one period.
+    """
+
+    def __init__(self, redis_url: str, settings: Settings, stop: threading.Event) -> None:
+        super().__init__(name="dead-worker-sweeper", daemon=True)
+        self._broker = build_broker(redis_url, settings, maintenance_chance=MAINTENANCE_SCALE)
+        self._period_s = max(1.0, settings.heartbeat_timeout_ms / 1000 / 4)
+        self._stop = stop
+
+    def sweep_once(self) -> None:
+        """Run dramatiq's clean-up on every queue and its delay queue."""
+        for queue in QUEUES:
+            for name in (queue, dq_name(queue)):
+                self._broker.do_qsize(name)
+
+    def run(self) -> None:
+        """Sweep until stopped; a Redis outage only skips sweeps."""
+        while not self._stop.wait(self._period_s):
+            try:
+                self.sweep_once()
+            except Exception as error:  # noqa: BLE001 - Redis down: try again next period
+                log.warning("dead-worker sweep skipped: %s", type(error).__name__)
+        self._broker.close()

@@ -121,6 +121,22 @@ def release(server: EmbeddedRedis) -> None:
                 stale.unlink(missing_ok=True)
         if live:
             return
+        pid_file = server.data_dir / "redis.pid"
         with contextlib.suppress(redis.RedisError, OSError):
             redis.Redis(unix_socket_path=str(server.socket_path)).shutdown()
-        (server.data_dir / "redis.pid").unlink(missing_ok=True)
+        if pid_file.exists():
+            _wait_gone(int(pid_file.read_text()))
+        pid_file.unlink(missing_ok=True)
+
+
+def _wait_gone(pid: int) -> None:
+    """Wait for the server to exit, reaping it if this process started it."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            if not _alive(pid):
+                return
+        time.sleep(0.05)

@@ -16,7 +16,12 @@ class Settings(BaseSettings):
     """Every setting orderflow reads; empty URLs mean the embedded defaults."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ORDERFLOW_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="ORDERFLOW_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # Validation errors would otherwise echo the raw value, passwords in URLs included.
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Field(

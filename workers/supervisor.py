@@ -17,6 +17,7 @@ import dramatiq
 
 from tasks.jobs import QUEUES
 from workers import embedded
+from workers.broker import DeadWorkerSweeper
 from workers.logs import configure_logging
 from workers.runtime import open_runtime, prepare_database
 from workers.settings import Settings
@@ -70,6 +71,8 @@ def supervise(processes: int, threads: int, queues: list[str], log_level: str = 
         server = embedded.acquire(settings.data_dir)
         os.environ["ORDERFLOW_REDIS_URL"] = server.url
     stop = stop_event_on_signals()
+    redis_url = os.environ.get("ORDERFLOW_REDIS_URL", settings.redis_url)
+    DeadWorkerSweeper(redis_url, settings, stop).start()
     children = [_spawn(threads, queues, log_level) for _ in range(processes)]
     try:
         _watch(children, stop, threads, queues, log_level)
