@@ -1,0 +1,103 @@
+"""Session fixtures for the real services (tests/services.py) and fresh databases per test.
+
+A service that cannot be had skips the test, except in CI (`CI=true`) where it fails it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import pytest
+
+from tests.services import (
+    PostgresServer,
+    RedisServer,
+    ServiceBed,
+    ServiceError,
+    drop_database,
+)
+
+_T = TypeVar("_T")
+
+
+def in_ci() -> bool:
+    """Whether a missing service must fail rather than skip."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Fail in CI, skip elsewhere."""
+    if in_ci():
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def _need(get: Callable[[], _T]) -> _T:
+    try:
+        return get()
+    except ServiceError as error:
+        unavailable(str(error))
+
+
+@pytest.fixture(scope="session")
+def service_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceBed]:
+    """Starts servers lazily, on first use, and stops them at the end of the session."""
+    bed = ServiceBed(tmp_path_factory.mktemp("services"))
+    yield bed
+    bed.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(service_bed: ServiceBed) -> str:
+    """ORDERFLOW_TEST_REDIS_URL (never flushed), else our own server's URL."""
+    return _need(service_bed.redis_url)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(service_bed: ServiceBed) -> str:
+    """ORDERFLOW_TEST_DATABASE_URL, else the `orderflow_test` database on our own server."""
+    return _need(service_bed.postgres_url)
+
+
+@pytest.fixture
+def redis_server(service_bed: ServiceBed) -> Iterator[RedisServer]:
+    """Our own Redis, for tests that restart or kill it; left running after the test."""
+    server = _need(service_bed.redis_server)
+    yield server
+    if not server.running:
+        server.restart()
+
+
+@pytest.fixture
+def postgres_server(service_bed: ServiceBed) -> Iterator[PostgresServer]:
+    """Our own PostgreSQL, for tests that restart or kill it; left running after the test."""
+    server = _need(service_bed.postgres_server)
+    yield server
+    if not server.running:
+        server.restart()
+
+
+@pytest.fixture
+def fresh_postgres_url(service_bed: ServiceBed) -> Iterator[str]:
+    """A new empty PostgreSQL database for this test."""
+    url = _need(service_bed.fresh_postgres_url)
+    yield url
+    if service_bed.external_database_url is not None:
+        drop_database(url)  # ours to drop; our own throw-away server needs no tidying
+
+
+@pytest.fixture
+def fresh_sqlite_url(tmp_path: Path) -> str:
+    """A new SQLite database file for this test."""
+    return f"sqlite:///{tmp_path / 'orderflow.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database of each kind, so integration tests run on both."""
+    name = "fresh_sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
+    url: str = request.getfixturevalue(name)
+    return url
