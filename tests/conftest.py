@@ -1,4 +1,4 @@
-"""Session fixtures for the real services (tests/services.py) and fresh databases per test.
+"""Session fixtures for the real services (tests/services/) and fresh databases per test.
 
 A service that cannot be had skips the test, except in CI (`CI=true`) where it fails it.
 """
