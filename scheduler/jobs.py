@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from models.db import intake
 from models.db.outbox import claim_due
 from workers.runtime import Runtime
 
@@ -56,9 +57,30 @@ def reconcile_outbox(rt: Runtime, now: datetime) -> str:
     return _send_due(rt, now, first_send=False)
 
 
+def expire_parked(rt: Runtime, now: datetime) -> str:
+    """Quarantine messages that waited for their order longer than allowed."""
+    with rt.new_uow() as uow:
+        expired = intake.take_expired_parked(uow.session, now, limit=RELAY_BATCH)
+        for parked in expired:
+            # Forgotten by the inbox so that a replay from the quarantine can apply it.
+            intake.forget(uow.session, parked.envelope_id)
+            intake.quarantine(
+                uow.session,
+                body=parked.body,
+                reason="unknown_order",
+                detail=f"order {parked.order_number} did not arrive in time",
+                at=now,
+                envelope_id=parked.envelope_id,
+                type_=parked.type,
+            )
+        uow.commit()
+    return f"expired={len(expired)}"
+
+
 def default_jobs(tick: timedelta) -> list[PeriodicJob]:
     """Every periodic job, in the order a tick runs them."""
     return [
         PeriodicJob("outbox_relay", tick, relay_outbox),
         PeriodicJob("outbox_reconciler", max(tick, timedelta(seconds=2)), reconcile_outbox),
+        PeriodicJob("parking_expiry", max(tick, timedelta(seconds=5)), expire_parked),
     ]

@@ -39,4 +39,3 @@ def enqueue_staged(broker: dramatiq.Broker, staged: Sequence[StagedJob]) -> None
             options={},
         )
         broker.enqueue(message)
-

@@ -7,11 +7,15 @@ from typing import Annotated
 import typer
 
 from tasks.jobs import QUEUES
+from workers.cli_views import export_app, order_app, quarantine_app
 from workers.settings import Settings
 
 app = typer.Typer(help="orderflow: order follow-up work, done exactly once.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(order_app, name="order")
+app.add_typer(export_app, name="export")
 
 
 @app.command()
@@ -57,6 +61,34 @@ def demo() -> None:
     from workers.demo import run_demo
 
     raise typer.Exit(run_demo())
+
+
+@app.command()
+def publish(
+    source: Annotated[str, typer.Argument(help="File of JSON lines, or - for stdin.")] = "-",
+) -> None:
+    """Sign and enqueue envelopes (one JSON object per line; id and time filled in)."""
+    from workers.commands.context import redis_connection
+    from workers.commands.publish import open_source, publish_lines
+
+    settings = Settings()
+    with open_source(source) as lines, redis_connection(settings) as client:
+        report = publish_lines(lines, settings, client)
+    for error in report.errors:
+        typer.echo(error, err=True)
+    typer.echo(f"published {report.sent} envelopes")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the message catalogue."""
+    import json
+
+    from tasks.messages.schema import catalogue_schema
+
+    typer.echo(json.dumps(catalogue_schema(), indent=2, ensure_ascii=False))
 
 
 def main() -> None:

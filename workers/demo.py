@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
+import redis
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
-from models.db.tables import OutboxJob, ProbeEffect
-from workers import processes
+from models.db.tables import InboxEntry, OutboxJob, ProbeEffect, QuarantinedMessage
+from workers import demo_report, processes
+from workers.demo_data import scenario
 from workers.runtime import Runtime, open_runtime, prepare_database
 from workers.settings import Settings
+from workers.streams import ENVELOPE_FIELD, INGRESS_STREAM
 
 PROBE_JOBS = 200
-WAIT_S = 60.0
-
-
-@dataclass(frozen=True)
-class ProbeReport:
-    """How the outbox round trip went."""
-
-    staged: int
-    done: int
-    effects: int
-    duplicated: int
-    seconds: float
+WAIT_S = 90.0
+DEMO_KEY_ID = "demo"
 
 
 def _demo_settings(console: Console) -> Settings:
@@ -37,52 +30,75 @@ def _demo_settings(console: Console) -> Settings:
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
     console.print(f"[bold]orderflow demo[/] - embedded SQLite and Redis in {data_dir}")
-    return Settings(data_dir=data_dir, database_url="", redis_url="")
+    secret = secrets.token_hex(16)
+    return Settings(
+        data_dir=data_dir,
+        database_url="",
+        redis_url="",
+        signing_keys=f"{DEMO_KEY_ID}:{secret}",
+        _env_file=None,
+    )
 
 
-def _run_probes(rt: Runtime, count: int) -> ProbeReport:
+def _count(rt: Runtime, model: type, *where: ColumnElement[bool]) -> int:
+    with rt.db.sessions() as session:
+        query = select(func.count()).select_from(model).where(*where)
+        return int(session.scalar(query) or 0)
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def _publish_scenario(rt: Runtime, settings: Settings) -> list[tuple[str, bytes]]:
+    key_id, secret = settings.signing_key_pairs()[0]
+    messages = scenario(rt.clock(), key_id, secret)
+    client = redis.Redis.from_url(rt.redis_url)
+    pipe = client.pipeline(transaction=False)
+    for _label, body in messages:
+        # Exactly what any producer does: XADD orderflow:ingress * envelope <json>
+        pipe.xadd(INGRESS_STREAM, {ENVELOPE_FIELD: body})
+    pipe.execute()
+    client.close()
+    return messages
+
+
+def _run_probes(rt: Runtime) -> demo_report.ProbeReport:
     started = time.monotonic()
     with rt.new_uow() as uow:
-        for index in range(count):
+        for index in range(PROBE_JOBS):
             uow.stage("system.probe", f"demo:probe:{index}", {"key": f"demo:{index}"})
         uow.commit()
-    done = effects = distinct = 0
-    deadline = started + WAIT_S
-    while time.monotonic() < deadline:
-        with rt.db.sessions() as session:
-            done = session.scalar(
-                select(func.count()).select_from(OutboxJob).where(OutboxJob.status == "done")
-            ) or 0
-            effects = session.scalar(select(func.count()).select_from(ProbeEffect)) or 0
-            distinct = session.scalar(select(func.count(func.distinct(ProbeEffect.probe_key)))) or 0
-        if done >= count:
-            break
-        time.sleep(0.2)
-    return ProbeReport(count, done, effects, effects - distinct, time.monotonic() - started)
-
-
-def _print(console: Console, report: ProbeReport) -> None:
-    table = Table(title="Outbox jobs through real worker and scheduler processes")
-    for column in ("staged", "done", "effects", "duplicated", "seconds"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        str(report.staged),
-        str(report.done),
-        str(report.effects),
-        str(report.duplicated),
-        f"{report.seconds:.2f}",
+    _wait(lambda: _count(rt, OutboxJob, OutboxJob.status == "done") >= PROBE_JOBS, WAIT_S)
+    with rt.db.sessions() as session:
+        distinct = session.scalar(select(func.count(func.distinct(ProbeEffect.probe_key)))) or 0
+    effects = _count(rt, ProbeEffect)
+    return demo_report.ProbeReport(
+        staged=PROBE_JOBS,
+        done=_count(rt, OutboxJob, OutboxJob.status == "done"),
+        effects=effects,
+        duplicated=effects - int(distinct),
+        seconds=time.monotonic() - started,
     )
-    console.print(table)
 
 
 def run_demo() -> int:
-    """Run the demo; 0 when every effect happened exactly once."""
+    """Run the demo; 0 when every message had its expected outcome and every job ran once."""
     console = Console()
     settings = _demo_settings(console)
     prepare_database(settings)
     rt = open_runtime(settings)
     env = processes.child_env(
-        {"ORDERFLOW_DATA_DIR": str(settings.data_dir), "ORDERFLOW_REDIS_URL": rt.redis_url}
+        {
+            "ORDERFLOW_DATA_DIR": str(settings.data_dir),
+            "ORDERFLOW_REDIS_URL": rt.redis_url,
+            "ORDERFLOW_SIGNING_KEYS": settings.signing_keys.get_secret_value(),
+        }
     )
     logs = Path(settings.data_dir) / "logs"
     started = [
@@ -90,12 +106,20 @@ def run_demo() -> int:
         processes.start("scheduler", ["scheduler"], env, logs),
     ]
     try:
-        report = _run_probes(rt, PROBE_JOBS)
-        _print(console, report)
+        messages = _publish_scenario(rt, settings)
+        bad = sum(1 for label, _ in messages if label.startswith("bad:"))
+        unique = len({body for label, body in messages if not label.startswith("bad:")})
+        settled = _wait(
+            lambda: _count(rt, InboxEntry) >= unique and _count(rt, QuarantinedMessage) >= bad,
+            WAIT_S,
+        )
+        probes = _run_probes(rt)
+        with rt.db.sessions() as session:
+            ok = demo_report.print_report(console, session, messages, probes)
     finally:
         for proc in started:
             proc.terminate()
         rt.close()
-    ok = report.done == report.staged == report.effects and report.duplicated == 0
-    console.print("[green]all effects exactly once[/]" if ok else f"[red]problem; see {logs}[/]")
+    ok = ok and settled
+    console.print("[green]every outcome as expected[/]" if ok else f"[red]problem; see {logs}[/]")
     return 0 if ok else 1

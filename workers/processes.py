@@ -45,9 +45,7 @@ class OrderflowProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def start(
-    name: str, args: list[str], env: Mapping[str, str], log_dir: Path
-) -> OrderflowProcess:
+def start(name: str, args: list[str], env: Mapping[str, str], log_dir: Path) -> OrderflowProcess:
     """Run `orderflow <args>` with `env`, in its own process group, logging to a file."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"

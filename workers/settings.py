@@ -67,6 +67,29 @@ class Settings(BaseSettings):
         description="Re-send an outbox job not done this long after it was sent (doubles per try).",
     )
     scheduler_tick_s: float = Field(default=1.0, gt=0, description="Scheduler loop period.")
+    accept_unsigned: bool = Field(
+        default=False,
+        description="Accept unsigned envelopes of types that do not move money.",
+    )
+    ingress_max_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Larger envelopes are quarantined."
+    )
+    ingress_batch: int = Field(
+        default=100, ge=1, le=1000, description="Envelopes applied per transaction."
+    )
+    ingress_claim_idle_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Take over envelopes a consumer has held this long (it died).",
+    )
+    ingress_max_deliveries: int = Field(
+        default=5, ge=1, description="Quarantine an envelope delivered this often unapplied."
+    )
+    park_for_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="How long a message waits for its order before it is quarantined.",
+    )
 
     @field_validator("redis_url")
     @classmethod

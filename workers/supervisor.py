@@ -18,6 +18,7 @@ import dramatiq
 from tasks.jobs import QUEUES
 from workers import embedded
 from workers.broker import DeadWorkerSweeper
+from workers.ingress import IngressConsumer
 from workers.logs import configure_logging
 from workers.runtime import open_runtime, prepare_database
 from workers.settings import Settings
@@ -37,12 +38,18 @@ def worker_process(threads: int, queues: list[str], log_level: str) -> None:
     rt.declare_actors()
     worker = dramatiq.Worker(rt.broker, worker_threads=threads, queues=set(queues))
     worker.start()
+    ingress_stop = threading.Event()
+    ingress = IngressConsumer(rt, ingress_stop)
+    ingress.start()
     log.info("worker process %d ready: queues=%s threads=%d", os.getpid(), queues, threads)
     # An orphan (its supervisor was SIGKILLed) stops too, rather than run unsupervised.
     while not stop.wait(1.0):
         if os.getppid() != parent:
             break
     log.info("worker process %d stopping", os.getpid())
+    # The ingress finishes its batch first, so what it commits still reaches running actors.
+    ingress_stop.set()
+    ingress.join(STOP_TIMEOUT_MS / 1000)
     worker.stop(timeout=STOP_TIMEOUT_MS)
     rt.close()
 

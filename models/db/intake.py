@@ -1,0 +1,99 @@
+"""Where inbound messages land besides their effect: inbox, quarantine and parking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from models.db.machinery import InboxEntry, ParkedMessage, QuarantinedMessage
+from models.db.sql import insert_ignore
+
+MAX_DETAIL_CHARS = 2000
+
+
+def remember(session: Session, envelope_id: str, type_: str, at: datetime) -> bool:
+    """Record a consumed envelope id; False when it was consumed before."""
+    row = {"envelope_id": envelope_id, "type": type_, "received_at": at}
+    return insert_ignore(session, InboxEntry, row, ["envelope_id"]) is not None
+
+
+def forget(session: Session, envelope_id: str) -> None:
+    """Drop an envelope id from the inbox (it was quarantined after being remembered)."""
+    session.execute(delete(InboxEntry).where(InboxEntry.envelope_id == envelope_id))
+
+
+def quarantine(
+    session: Session,
+    *,
+    body: bytes,
+    reason: str,
+    detail: str,
+    at: datetime,
+    envelope_id: str | None = None,
+    type_: str | None = None,
+) -> QuarantinedMessage:
+    """Keep a refused message with its reason; nothing is lost and it can be replayed."""
+    row = QuarantinedMessage(
+        envelope_id=envelope_id,
+        type=type_,
+        reason=reason,
+        detail=detail[:MAX_DETAIL_CHARS],
+        body=body,
+        received_at=at,
+        status="held",
+    )
+    session.add(row)
+    return row
+
+
+def park(
+    session: Session,
+    *,
+    envelope_id: str,
+    order_number: str,
+    type_: str,
+    body: bytes,
+    at: datetime,
+    expires_at: datetime,
+) -> None:
+    """Hold a valid message until the order it refers to exists."""
+    session.add(
+        ParkedMessage(
+            envelope_id=envelope_id,
+            order_number=order_number,
+            type=type_,
+            body=body,
+            parked_at=at,
+            expires_at=expires_at,
+        )
+    )
+
+
+def take_parked(session: Session, order_number: str) -> Sequence[ParkedMessage]:
+    """Remove and return the messages parked for an order, oldest first."""
+    rows = session.scalars(
+        select(ParkedMessage)
+        .where(ParkedMessage.order_number == order_number)
+        .order_by(ParkedMessage.id)
+        .with_for_update()
+    ).all()
+    if rows:
+        session.execute(delete(ParkedMessage).where(ParkedMessage.id.in_([r.id for r in rows])))
+    return rows
+
+
+def take_expired_parked(session: Session, now: datetime, limit: int) -> Sequence[ParkedMessage]:
+    """Remove and return parked messages whose wait is over."""
+    rows = session.scalars(
+        select(ParkedMessage)
+        .where(ParkedMessage.expires_at <= now)
+        .order_by(ParkedMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if rows:
+        session.execute(delete(ParkedMessage).where(ParkedMessage.id.in_([r.id for r in rows])))
+    return rows

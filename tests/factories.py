@@ -1,0 +1,64 @@
+"""Envelopes for tests, built from the golden samples with overrides, signed like a producer."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from tasks.ingest import IngestPolicy
+from tasks.messages.signing import sign
+
+SAMPLES = Path(__file__).parent / "samples"
+KEY_ID, SECRET = "test-key", b"test-secret-never-logged"
+KEYS = {KEY_ID: SECRET}
+SIGNING_KEYS_SETTING = f"{KEY_ID}:{SECRET.decode()}"
+
+
+@cache
+def _sample(type_: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SAMPLES / type_ / "v1.json").read_text())
+    return loaded
+
+
+def data(type_: str, **overrides: Any) -> dict[str, Any]:
+    """The sample's data with `overrides` applied."""
+    return {**copy.deepcopy(_sample(type_)["data"]), **overrides}
+
+
+def envelope(
+    type_: str, *, signed: bool = True, envelope_id: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A fresh envelope of `type_` whose data is the sample's with `fields` overridden."""
+    raw = copy.deepcopy(_sample(type_))
+    raw["id"] = envelope_id or str(uuid.uuid4())
+    raw["data"] = data(type_, **fields)
+    return sign(raw, KEY_ID, SECRET) if signed else raw
+
+
+def body(raw: dict[str, Any]) -> bytes:
+    """The bytes a producer would XADD."""
+    return json.dumps(raw, separators=(",", ":")).encode()
+
+
+def order(number: str, **fields: Any) -> dict[str, Any]:
+    """An order.placed envelope for the sample manufacturer."""
+    return envelope("order.placed", number=number, **fields)
+
+
+def manufacturer(**fields: Any) -> dict[str, Any]:
+    """The sample manufacturer.upserted envelope."""
+    return envelope("manufacturer.upserted", **fields)
+
+
+def policy(
+    *, accept_unsigned: bool = False, park_for: timedelta = timedelta(hours=1)
+) -> IngestPolicy:
+    """The ingress policy tests use."""
+    return IngestPolicy(
+        max_bytes=256 * 1024, keys=KEYS, accept_unsigned=accept_unsigned, park_for=park_for
+    )

@@ -1,0 +1,185 @@
+"""The ingress pipeline on SQLite and PostgreSQL: dedup, quarantine reasons, parking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from models.db.commerce import Order, OrderLine
+from models.db.engine import Database
+from models.db.machinery import InboxEntry, ParkedMessage, QuarantinedMessage, TimelineEvent
+from models.db.uow import UnitOfWork
+from scheduler.jobs import expire_parked
+from tasks import ingest
+from tasks.handlers.registry import HANDLERS
+from tasks.ingest import Outcome
+from tests import factories as f
+from tests.support import migrated
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = migrated(db_url)
+    yield database
+    database.dispose()
+
+
+def feed(db: Database, *bodies: bytes, at: datetime = T0, **policy: object) -> list[Outcome]:
+    with UnitOfWork(db, lambda: at) as uow:
+        outcomes = ingest.ingest_batch(uow, list(bodies), f.policy(**policy))  # type: ignore[arg-type]
+        uow.commit()
+    return outcomes
+
+
+def count(db: Database, model: type) -> int:
+    with db.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def reasons(db: Database) -> list[str]:
+    with db.sessions() as session:
+        return list(
+            session.scalars(select(QuarantinedMessage.reason).order_by(QuarantinedMessage.id))
+        )
+
+
+def test_the_same_envelope_five_times_has_one_effect(db: Database) -> None:
+    # Given
+    placed = f.body(f.order("M1"))
+    feed(db, f.body(f.manufacturer()))
+    # When delivered five times, in one batch and in separate ones
+    first = feed(db, placed, placed, placed)
+    later = feed(db, placed) + feed(db, placed)
+    # Then
+    assert [o.result for o in first + later] == ["applied"] + ["duplicate"] * 4
+    assert count(db, Order) == 1
+    assert count(db, OrderLine) == 2
+    assert count(db, TimelineEvent) == 1
+    assert count(db, InboxEntry) == 2
+
+
+def test_each_kind_of_bad_input_is_quarantined_with_its_reason(db: Database) -> None:
+    # Given 200 valid messages with five bad ones among them
+    feed(db, f.body(f.manufacturer()))
+    tampered = f.order("BAD-SIG")
+    tampered["data"]["currency"] = "USD"
+    wrong_version = f.order("BAD-V")
+    wrong_version["version"] = 9
+    oversized = f.order("BIG", padding="x" * (300 * 1024))
+    bad = [
+        b"\x00not json at all",
+        f.body(wrong_version),
+        f.body(oversized),
+        f.body(tampered),
+        f.body(f.envelope("order.shipped", signed=False)),
+    ]
+    good = [f.body(f.order(f"G{i}")) for i in range(200)]
+    mixed = good[:50] + bad[:2] + good[50:120] + bad[2:] + good[120:]
+    # When
+    outcomes = feed(db, *mixed)
+    # Then every valid one applied and every bad one quarantined with its reason
+    assert sum(o.result == "applied" for o in outcomes) == 200
+    assert reasons(db) == [
+        "not_json",
+        "unknown_version",
+        "oversized",
+        "signature_invalid",
+        "signature_missing",
+    ]
+    assert count(db, Order) == 200
+
+
+def test_unsigned_messages_are_refused_unless_allowed_and_money_always_needs_one(
+    db: Database,
+) -> None:
+    unsigned = f.body(f.manufacturer(signed=False))
+    assert feed(db, unsigned)[0].reason == "signature_missing"
+    assert feed(db, unsigned, accept_unsigned=True)[0].result == "applied"
+    shipped = f.body(f.envelope("order.shipped", signed=False))
+    assert feed(db, shipped, accept_unsigned=True)[0].reason == "signature_missing"
+
+
+def test_a_message_before_its_order_is_parked_then_applied_when_it_arrives(db: Database) -> None:
+    # Given a confirmation that arrives before its order (twice)
+    feed(db, f.body(f.manufacturer()))
+    confirmed = f.body(f.envelope("order.confirmed", number="EARLY-1"))
+    assert [o.result for o in feed(db, confirmed, confirmed)] == ["parked", "duplicate"]
+    assert count(db, ParkedMessage) == 1
+    # When the order arrives
+    assert feed(db, f.body(f.order("EARLY-1")))[0].result == "applied"
+    # Then the parked message was applied once, in the same transaction
+    with db.sessions() as session:
+        order = session.scalars(select(Order).where(Order.number == "EARLY-1")).one()
+        assert order.confirmation_status == "confirmed"
+        kinds = list(session.scalars(select(TimelineEvent.kind).order_by(TimelineEvent.id)))
+    assert kinds == ["order.placed", "order.confirmed"]
+    assert count(db, ParkedMessage) == 0
+
+
+def test_a_parked_message_whose_order_never_comes_is_quarantined_and_replayable(
+    db: Database,
+) -> None:
+    # Given a parked message
+    archived = f.body(f.envelope("order.archived", number="GHOST"))
+    feed(db, archived)
+    # When its time runs out
+    rt = _FakeRuntime(db)
+    assert expire_parked(rt, T0 + timedelta(minutes=59)) == "expired=0"  # type: ignore[arg-type]
+    assert expire_parked(rt, T0 + timedelta(hours=1)) == "expired=1"  # type: ignore[arg-type]
+    # Then it is quarantined with the reason, and a replay of it is not taken for a duplicate
+    assert reasons(db) == ["unknown_order"]
+    assert feed(db, archived)[0].result == "parked"
+
+
+def test_a_refused_change_quarantines_with_the_reason_and_changes_nothing(db: Database) -> None:
+    feed(db, f.body(f.manufacturer()), f.body(f.order("L1")))
+    with db.sessions() as session, session.begin():
+        session.scalars(select(Order)).one().lines_locked = True
+    changed = f.envelope("order.lines_changed", number="L1")
+    outcome = feed(db, f.body(changed))[0]
+    assert (outcome.result, outcome.reason) == ("quarantined", "lines_locked")
+    with db.sessions() as session:
+        assert [x.sku for x in session.scalars(select(OrderLine).order_by(OrderLine.id))] == [
+            "DRILL-18V",
+            "LEAFLET-DE",
+        ]
+        assert (
+            session.scalars(select(InboxEntry).where(InboxEntry.envelope_id == changed["id"])).all()
+            == []
+        )
+
+
+def test_an_order_for_an_unknown_manufacturer_is_quarantined(db: Database) -> None:
+    outcome = feed(db, f.body(f.order("U1", manufacturer_id="nobody")))[0]
+    assert (outcome.result, outcome.reason) == ("quarantined", "unknown_manufacturer")
+    assert count(db, Order) == 0
+
+
+def test_a_handler_bug_quarantines_that_message_only(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(uow: UnitOfWork, message: object) -> None:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setitem(HANDLERS, "inventory.set", broken)
+    outcomes = feed(db, f.body(f.envelope("inventory.set")), f.body(f.manufacturer()))
+    assert [(o.result, o.reason) for o in outcomes] == [
+        ("quarantined", "handler_error"),
+        ("applied", ""),
+    ]
+
+
+class _FakeRuntime:
+    """Just enough of a Runtime for a scheduler job: a unit of work on this database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def new_uow(self) -> UnitOfWork:
+        return UnitOfWork(self.db, lambda: T0)

@@ -1,0 +1,141 @@
+"""CLI sub-commands that look at or act on stored records: quarantine, order, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workers.settings import Settings
+
+quarantine_app = typer.Typer(
+    help="Refused messages: list, show, replay, drop.", no_args_is_help=True
+)
+order_app = typer.Typer(help="Orders.", no_args_is_help=True)
+export_app = typer.Typer(help="Export records as CSV or JSON lines.", no_args_is_help=True)
+
+
+class Format(StrEnum):
+    """Export formats."""
+
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+) -> None:
+    """Held messages, newest first, with counts by reason."""
+    from workers.commands import quarantine
+    from workers.commands.context import database
+
+    with database(Settings()) as db, db.sessions() as session:
+        table = Table("id", "received", "reason", "type", "envelope id", "detail")
+        for row in quarantine.held(session, reason, limit):
+            table.add_row(
+                str(row.id),
+                row.received_at.isoformat(timespec="seconds"),
+                row.reason,
+                row.type or "",
+                row.envelope_id or "",
+                row.detail,
+            )
+        console = Console()
+        console.print(table)
+        console.print(quarantine.counts_by_reason(session))
+
+
+@quarantine_app.command("show")
+def quarantine_show(record_id: int) -> None:
+    """One record: reason, detail and the body as received."""
+    from models.db.machinery import QuarantinedMessage
+    from workers.commands import quarantine
+    from workers.commands.context import database
+
+    with database(Settings()) as db, db.sessions() as session:
+        row = session.get(QuarantinedMessage, record_id)
+        if row is None:
+            typer.echo(f"no quarantine record {record_id}", err=True)
+            raise typer.Exit(1)
+        typer.echo(
+            json.dumps(
+                {
+                    "id": row.id,
+                    "status": row.status,
+                    "reason": row.reason,
+                    "detail": row.detail,
+                    "type": row.type,
+                    "envelope_id": row.envelope_id,
+                    "received_at": row.received_at.isoformat(),
+                    "body": quarantine.preview(row.body),
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(record_ids: list[int]) -> None:
+    """Put records back on the ingress stream (after fixing what refused them)."""
+    from workers.commands import quarantine
+    from workers.commands.context import database, redis_connection
+    from workers.runtime import utc_now
+
+    settings = Settings()
+    with (
+        database(settings) as db,
+        redis_connection(settings) as client,
+        db.sessions() as session,
+        session.begin(),
+    ):
+        count = quarantine.replay(session, client, record_ids, utc_now())
+    typer.echo(f"replayed {count}")
+
+
+@quarantine_app.command("drop")
+def quarantine_drop(record_ids: list[int]) -> None:
+    """Mark records dropped: kept for the record, never replayed."""
+    from workers.commands import quarantine
+    from workers.commands.context import database
+
+    with database(Settings()) as db, db.sessions() as session, session.begin():
+        count = quarantine.drop(session, record_ids)
+    typer.echo(f"dropped {count}")
+
+
+@order_app.command("show")
+def order_show(
+    number: str, as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
+) -> None:
+    """An order's three statuses, deadline, lines, ledger and timeline."""
+    from workers.commands.context import database
+    from workers.commands.orders import order_details
+    from workers.views import print_order
+
+    with database(Settings()) as db, db.sessions() as session:
+        details = order_details(session, number)
+    if details is None:
+        typer.echo(f"no order {number}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(details, indent=2, ensure_ascii=False))
+    else:
+        print_order(Console(), details)
+
+
+@export_app.command("orders")
+def export_orders(fmt: Annotated[Format, typer.Option("--format")] = Format.CSV) -> None:
+    """Every order with its statuses and balances, streamed to stdout."""
+    from workers.commands.context import database
+    from workers.commands.orders import ORDER_COLUMNS, iter_orders, write_rows
+
+    with database(Settings()) as db, db.sessions() as session:
+        write_rows(iter_orders(session), ORDER_COLUMNS, fmt.value, sys.stdout)

@@ -1,0 +1,93 @@
+"""The demo's report: what was applied, what was quarantined and why, and the job round trip."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models.db.tables import Inventory, Manufacturer, Order, QuarantinedMessage
+from workers.commands.quarantine import counts_by_reason
+
+EXPECTED_REASONS = {
+    "not_json": 1,
+    "signature_invalid": 1,
+    "signature_missing": 1,
+    "unknown_manufacturer": 1,
+    "unknown_version": 1,
+}
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """How the outbox round trip went."""
+
+    staged: int
+    done: int
+    effects: int
+    duplicated: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Every job done, every effect once."""
+        return self.done == self.staged == self.effects and self.duplicated == 0
+
+
+def _published(console: Console, messages: list[tuple[str, bytes]]) -> None:
+    table = Table("message", "sent", title="Published to orderflow:ingress (one XADD each)")
+    for label, count in Counter(label for label, _ in messages).items():
+        table.add_row(label, str(count))
+    console.print(table)
+
+
+def _orders(console: Console, session: Session) -> None:
+    table = Table("order", "OEM", "payment", "confirmation", "due (UTC)", "total",
+                  title="Orders as stored")  # fmt: skip
+    for order in session.scalars(select(Order).order_by(Order.number)):
+        deadline = order.confirmation_deadline
+        due = deadline.strftime("%a %H:%M") if deadline else "-"
+        total = f"{order.total / 100:.2f} {order.currency}"
+        number = order.number + (" (archived)" if order.archived else "")
+        table.add_row(number, order.manufacturer_id, order.payment_status,
+                      order.confirmation_status, due, total)  # fmt: skip
+    console.print(table)
+
+
+def _quarantine(console: Console, session: Session) -> None:
+    table = Table("reason", "type", "detail", title="Quarantined (kept, replayable)")
+    for row in session.scalars(select(QuarantinedMessage).order_by(QuarantinedMessage.id)):
+        table.add_row(row.reason, row.type or "-", row.detail)
+    console.print(table)
+
+
+def print_report(
+    console: Console, session: Session, messages: list[tuple[str, bytes]], probes: ProbeReport
+) -> bool:
+    """Print everything; True when the outcome is exactly what the scenario should give."""
+    _published(console, messages)
+    _orders(console, session)
+    _quarantine(console, session)
+    jobs = Table("staged", "done", "effects", "duplicated", "seconds",
+                 title="Outbox jobs through real worker and scheduler processes")  # fmt: skip
+    jobs.add_row(str(probes.staged), str(probes.done), str(probes.effects),
+                 str(probes.duplicated), f"{probes.seconds:.2f}")  # fmt: skip
+    console.print(jobs)
+    orders = session.scalar(select(func.count()).select_from(Order)) or 0
+    early = session.scalars(select(Order).where(Order.number == "DEMO-1011")).one_or_none()
+    manufacturers = session.scalar(select(func.count()).select_from(Manufacturer)) or 0
+    stock = session.get(Inventory, "DRILL-1")
+    return (
+        orders == 12
+        and manufacturers == 2
+        and early is not None
+        and early.confirmation_status == "confirmed"
+        and stock is not None
+        and stock.on_hand == 40
+        and counts_by_reason(session) == EXPECTED_REASONS
+        and probes.ok
+    )

@@ -1,0 +1,93 @@
+"""The ingress consumer: a thread in each worker process that applies envelopes from the
+ingress stream in batches, one transaction per batch, and acknowledges them after commit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+
+import redis
+from sqlalchemy.exc import SQLAlchemyError
+
+from tasks.ingest import IngestPolicy, Outcome, ingest_one, quarantine_entry
+from workers import streams
+from workers.runtime import Runtime
+from workers.settings import Settings
+
+log = logging.getLogger("orderflow.ingress")
+BLOCK_MS = 1000
+ERROR_PAUSE_S = 1.0
+
+
+def policy_from(settings: Settings) -> IngestPolicy:
+    """The ingress policy the settings describe."""
+    return IngestPolicy(
+        max_bytes=settings.ingress_max_bytes,
+        keys=dict(settings.signing_key_pairs()),
+        accept_unsigned=settings.accept_unsigned,
+        park_for=timedelta(seconds=settings.park_for_s),
+    )
+
+
+class IngressConsumer(threading.Thread):
+    """Reads new entries, takes over those of dead consumers, applies, acknowledges."""
+
+    def __init__(self, rt: Runtime, stop: threading.Event) -> None:
+        super().__init__(name="ingress", daemon=True)
+        self.rt = rt
+        self.stop_event = stop
+        self.client = redis.Redis.from_url(rt.redis_url)
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}"
+        self.policy = policy_from(rt.settings)
+        self.batch = rt.settings.ingress_batch
+        self.claim_idle_ms = int(rt.settings.ingress_claim_idle_s * 1000)
+        self.applied = 0
+
+    def run(self) -> None:
+        """Loop until stopped; Redis or database trouble pauses, it never ends the loop."""
+        next_claim = 0.0
+        while not self.stop_event.is_set():
+            try:
+                if time.monotonic() >= next_claim:
+                    streams.ensure_group(self.client)
+                    self._claim()
+                    next_claim = time.monotonic() + self.claim_idle_ms / 1000 / 3
+                entries = streams.read_new(self.client, self.consumer, self.batch, BLOCK_MS)
+                if entries:
+                    self.apply([(entry, 1) for entry in entries])
+            except (redis.RedisError, SQLAlchemyError, OSError) as error:
+                log.warning("ingress paused: %s", type(error).__name__)
+                next_claim = 0.0
+                self.stop_event.wait(ERROR_PAUSE_S)
+        self.client.close()
+
+    def _claim(self) -> None:
+        claimed = streams.claim_stale(self.client, self.consumer, self.claim_idle_ms, self.batch)
+        if claimed:
+            log.info("took over %d ingress entries from dead consumers", len(claimed))
+            self.apply(claimed)
+
+    def apply(self, entries: list[tuple[streams.Entry, int]]) -> list[Outcome]:
+        """Apply a batch in one transaction, then acknowledge it."""
+        limit = self.rt.settings.ingress_max_deliveries
+        with self.rt.new_uow() as uow:
+            outcomes = []
+            for entry, deliveries in entries:
+                if entry.body is None:
+                    dump = json.dumps([f.decode(errors="replace") for f in entry.fields]).encode()
+                    detail = "the stream entry has no 'envelope' field"
+                    outcomes.append(quarantine_entry(uow, dump, "invalid_entry", detail))
+                elif deliveries > limit:
+                    detail = f"delivered {deliveries} times without being applied"
+                    outcomes.append(quarantine_entry(uow, entry.body, "delivery_limit", detail))
+                else:
+                    outcomes.append(ingest_one(uow, entry.body, self.policy))
+            uow.commit()
+        streams.finish(self.client, [entry.entry_id for entry, _ in entries])
+        self.applied += sum(1 for o in outcomes if o.result == "applied")
+        return outcomes

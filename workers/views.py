@@ -1,0 +1,36 @@
+"""Rich renderings shared by the CLI and the demo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_order(console: Console, details: dict[str, Any]) -> None:
+    """An order as a person reads it."""
+    console.print(f"[bold]Order {details['number']}[/]  {details['currency']} {details['total']}")
+    console.print(
+        f"confirmation: {details['confirmation_status']}"
+        f" (due {details['confirmation_deadline']}, breached: {details['deadline_breached']})"
+        f"   fulfillment: {details['fulfillment_status']}"
+        f"   payment: {details['payment_status']}"
+    )
+    console.print(
+        f"invoiced {details['invoiced']}  paid {details['paid']}"
+        f"  outstanding {details['outstanding_balance']}"
+    )
+    lines = Table("sku", "qty", "unit price", "insert", title="lines")
+    for line in details["lines"]:
+        lines.add_row(
+            line["sku"],
+            str(line["quantity"]),
+            str(line["unit_price"]),
+            "yes" if line["is_insert"] else "",
+        )
+    console.print(lines)
+    events = Table("at", "event", "summary", title="timeline")
+    for event in details["timeline"]:
+        events.add_row(event["at"], event["kind"], event["summary"])
+    console.print(events)
