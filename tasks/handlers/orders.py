@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from models.domain.calendar import BusinessCalendar, confirmation_deadline
-
 from models.db.commerce import Customer, Manufacturer, Order
 from models.db.orders import find_order, record, replace_lines
 from models.db.uow import UnitOfWork
+from models.domain.calendar import BusinessCalendar, confirmation_deadline
 from models.domain.confirmation import advance
 from models.domain.errors import PermanentError
 from models.domain.orders import (
