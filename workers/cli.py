@@ -7,7 +7,13 @@ from typing import Annotated
 import typer
 
 from tasks.jobs import QUEUES
-from workers.cli_views import export_app, order_app, quarantine_app
+from workers.cli_views import (
+    customer_app,
+    export_app,
+    order_app,
+    payments_app,
+    quarantine_app,
+)
 from workers.settings import Settings
 
 app = typer.Typer(help="orderflow: order follow-up work, done exactly once.", no_args_is_help=True)
@@ -16,6 +22,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(order_app, name="order")
 app.add_typer(export_app, name="export")
+app.add_typer(customer_app, name="customer")
+app.add_typer(payments_app, name="payments")
 
 
 @app.command()

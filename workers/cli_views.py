@@ -18,6 +18,8 @@ quarantine_app = typer.Typer(
 )
 order_app = typer.Typer(help="Orders.", no_args_is_help=True)
 export_app = typer.Typer(help="Export records as CSV or JSON lines.", no_args_is_help=True)
+customer_app = typer.Typer(help="Customers and their balances.", no_args_is_help=True)
+payments_app = typer.Typer(help="Manual payments in bulk.", no_args_is_help=True)
 
 
 class Format(StrEnum):
@@ -139,3 +141,74 @@ def export_orders(fmt: Annotated[Format, typer.Option("--format")] = Format.CSV)
 
     with database(Settings()) as db, db.sessions() as session:
         write_rows(iter_orders(session), ORDER_COLUMNS, fmt.value, sys.stdout)
+
+
+@export_app.command("payments")
+def export_payments(fmt: Annotated[Format, typer.Option("--format")] = Format.CSV) -> None:
+    """Every ledger entry (refunds negative), streamed to stdout."""
+    from workers.commands.context import database
+    from workers.commands.ledger import PAYMENT_COLUMNS, iter_payments
+    from workers.commands.orders import write_rows
+
+    with database(Settings()) as db, db.sessions() as session:
+        write_rows(iter_payments(session), PAYMENT_COLUMNS, fmt.value, sys.stdout)
+
+
+@customer_app.command("show")
+def customer_show(
+    customer_id: str, as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
+) -> None:
+    """A customer's balance per currency and their orders' balances."""
+    from workers.commands.context import database
+    from workers.commands.ledger import customer_details
+
+    with database(Settings()) as db, db.sessions() as session:
+        details = customer_details(session, customer_id)
+    if details is None:
+        typer.echo(f"no customer {customer_id}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(details, indent=2, ensure_ascii=False))
+        return
+    console = Console()
+    console.print(f"[bold]{details['name']}[/] <{details['email']}>  ({details['id']})")
+    balance = ", ".join(f"{amount} {cur}" for cur, amount in details["balance"].items())
+    console.print(f"balance: {balance or 'nothing outstanding'}")
+    table = Table("order", "currency", "outstanding", "payment")
+    for order in details["orders"]:
+        table.add_row(
+            order["number"],
+            order["currency"],
+            str(order["outstanding_balance"]),
+            order["payment_status"],
+        )
+    console.print(table)
+
+
+@payments_app.command("record")
+def payments_record(
+    source: Annotated[str, typer.Argument(help="CSV: number,amount,method,at[,reference,note]")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show results, keep nothing.")] = False,
+) -> None:
+    """Record many manual payments in one pass, with a result per row."""
+    from models.db.uow import UnitOfWork
+    from workers.commands.bulk_payments import apply_rows, read_rows
+    from workers.commands.context import database
+    from workers.commands.publish import open_source
+    from workers.ingress import policy_from
+    from workers.runtime import utc_now
+
+    settings = Settings()
+    with open_source(source) as lines:
+        rows = read_rows(lines)
+    with database(settings) as db, UnitOfWork(db, utc_now) as uow:
+        results = apply_rows(uow, rows, policy_from(settings))
+        if not dry_run:
+            uow.commit()
+    table = Table("line", "order", "amount", "result", "reason",
+                  title="dry run: nothing kept" if dry_run else "payments")  # fmt: skip
+    for r in results:
+        table.add_row(str(r.line), r.number, r.amount, r.result, r.reason)
+    Console().print(table)
+    if any(r.result == "refused" for r in results):
+        raise typer.Exit(1)

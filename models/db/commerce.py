@@ -59,6 +59,7 @@ class Order(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fulfillment_status: Mapped[str] = mapped_column(String(16), default="unfulfilled")
     payment_status: Mapped[str] = mapped_column(String(24), default="pending")
+    hold_state: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     invoiced: Mapped[int] = mapped_column(BigInteger, default=0)
     paid: Mapped[int] = mapped_column(BigInteger, default=0)
     outstanding_balance: Mapped[int] = mapped_column(BigInteger, default=0)

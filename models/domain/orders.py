@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from models.domain.errors import PermanentError
-from models.domain.statuses import FulfillmentStatus, PaymentMethod, PaymentStatus
+from models.domain.ledger import HoldState
+from models.domain.statuses import FulfillmentStatus, PaymentMethod
 
 # Lines can no longer change once the goods have left or the order is over.
 FROZEN_FULFILLMENT = frozenset(
@@ -29,11 +30,9 @@ def order_total(lines: Iterable[LineSpec]) -> int:
     return sum(line.quantity * line.unit_price for line in lines)
 
 
-def initial_payment_status(method: PaymentMethod) -> PaymentStatus:
-    """A card order arrives with a hold (capture_method=manual); others await payment."""
-    if method is PaymentMethod.STRIPE_CARD:
-        return PaymentStatus.AUTHORIZED
-    return PaymentStatus.PENDING
+def initial_hold(method: PaymentMethod) -> HoldState:
+    """A card order's PaymentIntent holds the amount from the start."""
+    return HoldState.HELD if method is PaymentMethod.STRIPE_CARD else HoldState.NONE
 
 
 def check_lines_may_change(

@@ -10,10 +10,11 @@ from models.db.uow import UnitOfWork
 from models.domain.calendar import BusinessCalendar, confirmation_deadline
 from models.domain.confirmation import advance
 from models.domain.errors import PermanentError
+from models.domain.ledger import payment_status, totals
 from models.domain.orders import (
     LineSpec,
     check_lines_may_change,
-    initial_payment_status,
+    initial_hold,
     order_total,
 )
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus, PaymentMethod
@@ -62,6 +63,7 @@ def place_order(uow: UnitOfWork, message: DecodedMessage) -> str:
     customer.email, customer.name = data.customer.email, data.customer.name
     lines = _specs(data.lines)
     method = PaymentMethod(data.payment_method.value)
+    hold = initial_hold(method)
     deadline = confirmation_deadline(
         data.placed_at, calendar_of(manufacturer), manufacturer.sla_business_days
     )
@@ -77,7 +79,8 @@ def place_order(uow: UnitOfWork, message: DecodedMessage) -> str:
         confirmation_status=ConfirmationStatus.NEW.value,
         confirmation_deadline=deadline,
         fulfillment_status=FulfillmentStatus.UNFULFILLED.value,
-        payment_status=initial_payment_status(method).value,
+        payment_status=payment_status(totals(order_total(lines), [], []), hold).value,
+        hold_state=hold.value,
         outstanding_balance=0,
         updated_at=now,
     )

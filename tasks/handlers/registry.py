@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.handlers import inventory, manufacturers, orders
+from tasks.handlers import fulfillment, inventory, ledger, manufacturers, orders
 from tasks.handlers.base import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -13,4 +13,7 @@ HANDLERS: dict[str, Handler] = {
     "order.lines_changed": orders.change_lines,
     "order.archived": orders.archive_order,
     "inventory.set": inventory.set_inventory,
+    "invoice.issued": ledger.issue_invoice,
+    "payment.recorded": ledger.record_payment,
+    "order.fulfillment_changed": fulfillment.change_fulfillment,
 }

@@ -7,13 +7,16 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from models.db import migrate
+from models.db.commerce import Order
 from models.db.engine import Database, connect
 from models.db.uow import UnitOfWork
 from tasks import ingest
@@ -107,3 +110,65 @@ def test_schema_prints_every_type() -> None:
     printed = json.dumps(json.loads(result.output))
     for type_ in ("order.placed", "order.shipped", "stripe.event", "paid_backlog.requested"):
         assert type_ in printed
+
+
+def test_export_payments_and_customer_balances_per_currency(env: Database) -> None:
+    # Given a payment and a refund on CLI-1, and a USD order for the same customer
+    with UnitOfWork(env, lambda: T0) as uow:
+        usd = f.order("CLI-USD", currency="USD")
+        bodies = [f.body(usd)] + [
+            f.body(f.envelope("payment.recorded", number="CLI-1", amount=a, reference=r))
+            for a, r in ((25_800, "wire-1"), (-800, "goodwill"))
+        ]
+        ingest.ingest_batch(uow, bodies, f.policy())
+        uow.commit()
+    # When
+    exported = runner.invoke(app, ["export", "payments", "--format", "jsonl"])
+    shown = runner.invoke(app, ["customer", "show", "C-1001", "--json"])
+    # Then
+    rows = [json.loads(line) for line in exported.output.splitlines()]
+    assert [
+        (r["number"], r["amount"], r["currency"], r["source"], r["reference"]) for r in rows
+    ] == [
+        ("CLI-1", 25_800, "EUR", "manual", "wire-1"),
+        ("CLI-1", -800, "EUR", "manual", "goodwill"),
+    ]
+    customer = json.loads(shown.output)
+    # Nothing is invoiced yet, so the payment leaves a negative balance (SPEC 1.4).
+    assert customer["balance"] == {"EUR": -25_000, "USD": 0}
+    assert [o["number"] for o in customer["orders"]] == ["CLI-1", "CLI-2", "CLI-USD"]
+
+
+def test_bulk_payments_apply_once_report_per_row_and_dry_run_keeps_nothing(
+    env: Database, tmp_path: Path
+) -> None:
+    # Given a CSV with two good rows, one for an unknown order and one malformed
+    source = tmp_path / "payments.csv"
+    source.write_text(
+        "number,amount,method,at,reference\n"
+        "CLI-1,10000,offline,2026-03-05T10:00:00+01:00,bank-1\n"
+        "CLI-2,25800,on_account,2026-03-05T10:00:00+01:00,bank-2\n"
+        "NOPE-9,500,offline,2026-03-05T10:00:00+01:00,bank-3\n"
+        "CLI-1,ten,offline,2026-03-05T10:00:00+01:00,bank-4\n"
+    )
+    # When run as a dry run, then for real twice
+    dry = runner.invoke(app, ["payments", "record", str(source), "--dry-run"])
+    paid_after_dry_run = [o.paid for o in _orders(env)]
+    first = runner.invoke(app, ["payments", "record", str(source)])
+    second = runner.invoke(app, ["payments", "record", str(source)])
+    # Then the dry run kept nothing, the first run recorded two, the second none
+    assert dry.exit_code == 1
+    assert paid_after_dry_run == [0, 0]
+    assert first.exit_code == 1
+    assert "unknown_order" in first.output
+    assert "bad row" in first.output
+    assert [(o.number, o.paid, o.payment_status) for o in _orders(env)] == [
+        ("CLI-1", 10_000, "partially_paid"),
+        ("CLI-2", 25_800, "paid"),
+    ]
+    assert second.output.count("duplicate") == 2
+
+
+def _orders(db: Database) -> list[Order]:
+    with db.sessions() as session:
+        return list(session.scalars(select(Order).order_by(Order.number)))

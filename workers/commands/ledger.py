@@ -1,0 +1,63 @@
+"""Ledger views: `export payments` and `customer show`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.db.commerce import Customer, Order, Payment
+from models.domain.ledger import balances_by_currency
+
+PAYMENT_COLUMNS = ("number", "amount", "currency", "method", "source", "reference", "at")
+EXPORT_CHUNK = 1000
+
+
+def iter_payments(session: Session) -> Iterator[dict[str, Any]]:
+    """Every ledger entry in recording order, streamed in chunks."""
+    query = (
+        select(Order.number, Payment.amount, Payment.currency, Payment.method, Payment.source,
+               Payment.reference, Payment.at)
+        .join(Order, Order.id == Payment.order_id)
+        .order_by(Payment.id)
+        .execution_options(yield_per=EXPORT_CHUNK)
+    )  # fmt: skip
+    for number, amount, currency, method, source, reference, at in session.execute(query):
+        yield {
+            "number": number,
+            "amount": amount,
+            "currency": currency,
+            "method": method,
+            "source": source,
+            "reference": reference,
+            "at": at.isoformat(),
+        }
+
+
+def customer_details(session: Session, customer_id: str) -> dict[str, Any] | None:
+    """A customer, their orders' balances, and the balance per currency."""
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        return None
+    orders = session.execute(
+        select(Order.number, Order.currency, Order.outstanding_balance, Order.payment_status)
+        .where(Order.customer_id == customer_id)
+        .order_by(Order.id)
+    ).all()
+    return {
+        "id": customer.id,
+        "email": customer.email,
+        "name": customer.name,
+        "balance": balances_by_currency((o.currency, o.outstanding_balance) for o in orders),
+        "orders": [
+            {
+                "number": o.number,
+                "currency": o.currency,
+                "outstanding_balance": o.outstanding_balance,
+                "payment_status": o.payment_status,
+            }
+            for o in orders
+        ],
+    }
