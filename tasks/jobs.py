@@ -8,32 +8,51 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.db.tables import ProbeEffect
-from models.db.uow import UnitOfWork
+from models.db.uow import UnitOfWork, UowFactory
 from models.domain.errors import PermanentError
 
 JobFn = Callable[[UnitOfWork, dict[str, Any]], None]
+ExternalFn = Callable[[UowFactory, dict[str, Any]], None]
 QUEUES = ("default", "payments", "notifications", "bulk")
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """A registered job."""
+    """A registered job: transactional (`fn`) or external (`external`)."""
 
     name: str
     queue: str
-    fn: JobFn
+    fn: JobFn | None = None
+    # An external job calls out (SMTP, HTTP, Stripe) in transactions of its own and keeps its
+    # own exactly-once record; it is retried until it succeeds or fails permanently.
+    external: ExternalFn | None = None
 
 
 _REGISTRY: dict[str, JobSpec] = {}
 
 
-def job(name: str, queue: str = "default") -> Callable[[JobFn], JobFn]:
-    """Register `fn` as the job called `name`, run on `queue`."""
+def _check_queue(queue: str) -> None:
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
 
+
+def job(name: str, queue: str = "default") -> Callable[[JobFn], JobFn]:
+    """Register `fn` as the transactional job called `name`, run on `queue`."""
+    _check_queue(queue)
+
     def register(fn: JobFn) -> JobFn:
         _REGISTRY[name] = JobSpec(name=name, queue=queue, fn=fn)
+        return fn
+
+    return register
+
+
+def external_job(name: str, queue: str = "default") -> Callable[[ExternalFn], ExternalFn]:
+    """Register `fn` as the external job called `name`, run on `queue`."""
+    _check_queue(queue)
+
+    def register(fn: ExternalFn) -> ExternalFn:
+        _REGISTRY[name] = JobSpec(name=name, queue=queue, external=fn)
         return fn
 
     return register

@@ -1,16 +1,20 @@
-"""Runs one outbox job exactly once: lock its row, run it, mark it done in the same commit."""
+"""Runs one outbox job exactly once: lock its row, run it, mark it done in the same commit.
+
+External jobs (SMTP, HTTP, Stripe) cannot share a transaction with their effect; they keep
+their own exactly-once record, and the outbox row is marked done after they return.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from models.db.tables import OutboxJob
-from models.db.uow import UnitOfWork
-from models.domain.errors import PermanentError, RetryableError
-from tasks.jobs import get_job
+from sqlalchemy import update
 
-UowFactory = Callable[[], UnitOfWork]
+from models.db.tables import OutboxJob
+from models.db.uow import UowFactory
+from models.domain.errors import PermanentError, RetryableError
+from tasks.jobs import JobSpec, get_job
+
 MAX_ERROR_CHARS = 2000
 
 
@@ -24,6 +28,7 @@ class RunResult:
 
 def run_outbox_job(new_uow: UowFactory, outbox_id: int, max_attempts: int) -> RunResult:
     """Run the job once; a second delivery finds it done and does nothing."""
+    limit: int | None = max_attempts
     try:
         with new_uow() as uow:
             row = uow.session.get(OutboxJob, outbox_id, with_for_update=True)
@@ -31,24 +36,41 @@ def run_outbox_job(new_uow: UowFactory, outbox_id: int, max_attempts: int) -> Ru
                 return RunResult("missing")
             if row.status != "pending":
                 return RunResult("duplicate", row.status)
-            get_job(row.job).fn(uow, dict(row.payload))
-            row.status = "done"
-            row.attempts += 1
-            row.done_at = uow.clock()
-            uow.commit()
-            return RunResult("done")
+            spec = get_job(row.job)
+            payload = dict(row.payload)
+            if spec.fn is not None:
+                spec.fn(uow, payload)
+                row.status, row.done_at = "done", uow.clock()
+                row.attempts += 1
+                uow.commit()
+                return RunResult("done")
+        limit = None  # external jobs are retried until they succeed or fail permanently
+        return _run_external(new_uow, outbox_id, spec, payload)
     except PermanentError as error:
-        _record_failure(new_uow, outbox_id, str(error), final=True, max_attempts=max_attempts)
+        _record_failure(new_uow, outbox_id, str(error), final=True, max_attempts=limit)
         return RunResult("failed", error.reason)
     except Exception as error:
         # Anything else (including RetryableError) is retried until max_attempts.
-        if _record_failure(
-            new_uow, outbox_id, _describe(error), final=False, max_attempts=max_attempts
-        ):
+        if _record_failure(new_uow, outbox_id, _describe(error), final=False, max_attempts=limit):
             return RunResult("failed", "max_attempts")
         if isinstance(error, RetryableError):
             raise
         raise RetryableError("job_error", _describe(error)) from error
+
+
+def _run_external(
+    new_uow: UowFactory, outbox_id: int, spec: JobSpec, payload: dict[str, object]
+) -> RunResult:
+    assert spec.external is not None
+    spec.external(new_uow, payload)
+    with new_uow() as uow:
+        uow.session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id == outbox_id, OutboxJob.status == "pending")
+            .values(status="done", done_at=uow.clock(), attempts=OutboxJob.attempts + 1)
+        )
+        uow.commit()
+    return RunResult("done")
 
 
 def _describe(error: BaseException) -> str:
@@ -56,7 +78,7 @@ def _describe(error: BaseException) -> str:
 
 
 def _record_failure(
-    new_uow: UowFactory, outbox_id: int, message: str, *, final: bool, max_attempts: int
+    new_uow: UowFactory, outbox_id: int, message: str, *, final: bool, max_attempts: int | None
 ) -> bool:
     """Count the attempt; True when the job is now failed for good."""
     with new_uow() as uow:
@@ -65,7 +87,7 @@ def _record_failure(
             return False
         row.attempts += 1
         row.last_error = message[:MAX_ERROR_CHARS]
-        failed = final or row.attempts >= max_attempts
+        failed = final or (max_attempts is not None and row.attempts >= max_attempts)
         if failed:
             row.status = "failed"
             row.done_at = uow.clock()

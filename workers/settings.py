@@ -43,6 +43,9 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="smtp://[user:password@]host:port (or smtps, +starttls)."
     )
     mail_from: str = Field(default="orders@orderflow.invalid", description="Sender address.")
+    template_dir: str = Field(
+        default="", description="Folder whose templates override the built-in ones."
+    )
     desk_email: str = Field(default="desk@orderflow.invalid", description="Order desk address.")
     signing_keys: SecretStr = Field(
         default=SecretStr(""),

@@ -26,6 +26,7 @@ class StagedJob:
 
 Publisher = Callable[[Sequence[StagedJob]], None]
 Clock = Callable[[], datetime]
+UowFactory = Callable[[], "UnitOfWork"]
 
 
 class UnitOfWork:

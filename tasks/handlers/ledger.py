@@ -7,6 +7,8 @@ from models.db.ledger import Refreshed, refresh
 from models.db.orders import record
 from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
+from models.domain.notifications import payment_template
+from tasks import notify
 from tasks.handlers.base import require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.ledger import InvoiceIssuedV1, PaymentRecordedV1
@@ -18,6 +20,14 @@ def _check_currency(order: Order, currency: str | None) -> None:
         raise PermanentError(
             "currency_mismatch", f"order {order.number} is in {order.currency}, not {currency}"
         )
+
+
+def _notify(
+    uow: UnitOfWork, order: Order, change: Refreshed, message: DecodedMessage, note: str | None
+) -> None:
+    template = payment_template(change.before, change.after)
+    if template is not None:
+        notify.stage(uow, order, template, str(message.envelope.id), {"note": note})
 
 
 def _status_note(change: Refreshed) -> str:
@@ -43,6 +53,7 @@ def issue_invoice(uow: UnitOfWork, message: DecodedMessage) -> None:
     )
     change = refresh(uow.session, order)
     order.updated_at = now
+    _notify(uow, order, change, message, None)
     record(uow.session, order, now, "invoice.issued",
            f"invoiced {data.amount} {order.currency}{_status_note(change)}",
            details={"reference": data.reference}, envelope_id=str(message.envelope.id))  # fmt: skip
@@ -69,6 +80,8 @@ def record_payment(uow: UnitOfWork, message: DecodedMessage) -> None:
     )
     change = refresh(uow.session, order)
     order.updated_at = now
+    if data.notify_customer:
+        _notify(uow, order, change, message, data.note)
     kind = "refund" if data.amount < 0 else "payment"
     record(uow.session, order, now, "payment.recorded",
            f"{kind} {data.amount} {order.currency} by {data.method.value}{_status_note(change)}",

@@ -11,6 +11,7 @@ from models.domain.calendar import BusinessCalendar, confirmation_deadline
 from models.domain.confirmation import advance
 from models.domain.errors import PermanentError
 from models.domain.ledger import payment_status, totals
+from models.domain.notifications import ORDER_CONFIRMED
 from models.domain.orders import (
     LineSpec,
     check_lines_may_change,
@@ -18,6 +19,7 @@ from models.domain.orders import (
     order_total,
 )
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus, PaymentMethod
+from tasks import notify
 from tasks.handlers.base import require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderArchivedV1
@@ -109,6 +111,7 @@ def _advance(uow: UnitOfWork, message: DecodedMessage, reported: ConfirmationSta
     order.confirmation_status = after.value
     if after is ConfirmationStatus.CONFIRMED and order.confirmed_at is None:
         order.confirmed_at = data.at
+        notify.stage(uow, order, ORDER_CONFIRMED, str(message.envelope.id))
     order.updated_at = now
     summary = f"confirmation {before.value} -> {after.value}"
     if after is before:

@@ -16,4 +16,5 @@ HANDLERS: dict[str, Handler] = {
     "invoice.issued": ledger.issue_invoice,
     "payment.recorded": ledger.record_payment,
     "order.fulfillment_changed": fulfillment.change_fulfillment,
+    "order.shipped": fulfillment.ship_order,
 }

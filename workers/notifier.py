@@ -1,0 +1,85 @@
+"""The `notification.send` job: claim a notification, send it over SMTP, record the outcome.
+
+Claim, send and settle are three steps with their own commits. A crash between the SMTP
+server's acceptance and the settle leaves the row `sending`; after STALE_SENDING it is sent
+again with the same Message-ID (at least once, never lost).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from jinja2.sandbox import SandboxedEnvironment
+
+from models.db import notifications
+from models.db.uow import UowFactory
+from models.domain.errors import PermanentError, RetryableError
+from tasks.jobs import external_job
+from tasks.notify import SEND_JOB
+from workers import mail, templating
+from workers.settings import Settings
+
+log = logging.getLogger("orderflow.notifier")
+STALE_SENDING = timedelta(minutes=2)
+
+
+def build_email(env: SandboxedEnvironment, claim: notifications.Claim, sender: str) -> EmailMessage:
+    """The email for a claimed notification, with its stable Message-ID."""
+    rendered = templating.render(env, claim.template, claim.context)
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = claim.recipient
+    email["Subject"] = rendered.subject
+    email["Message-ID"] = mail.message_id(claim.key, sender)
+    email.set_content(rendered.text)
+    email.add_alternative(rendered.html, subtype="html")
+    return email
+
+
+def register(settings: Settings) -> None:
+    """Register the send job with this process's SMTP settings and templates."""
+    smtp_url = settings.smtp_url.get_secret_value()
+    target = mail.parse_smtp_url(smtp_url) if smtp_url else None
+    override = Path(settings.template_dir) if settings.template_dir else None
+    env = templating.environment(override)
+
+    @external_job(SEND_JOB, queue="notifications")
+    def send_notification(new_uow: UowFactory, payload: dict[str, Any]) -> None:
+        notification_id = int(payload["notification_id"])
+        with new_uow() as uow:
+            claim = notifications.claim(uow.session, notification_id, uow.clock(), STALE_SENDING)
+            status = None if claim else notifications.status_of(uow.session, notification_id)
+            uow.commit()
+        if claim is None:
+            if status == "sending":
+                raise RetryableError("in_progress", "another worker is sending it")
+            return  # sent, failed or gone: nothing to do
+        try:
+            if target is None:
+                raise RetryableError("smtp_unconfigured", "ORDERFLOW_SMTP_URL is not set")
+            email = build_email(env, claim, settings.mail_from)
+            mail.send(target, email)
+        except (PermanentError, RetryableError) as error:
+            final = isinstance(error, PermanentError)
+            _settle(new_uow, notification_id, "failed" if final else "pending", str(error))
+            raise
+        _settle(new_uow, notification_id, "sent", None, email["Message-ID"])
+
+
+def _settle(
+    new_uow: UowFactory,
+    notification_id: int,
+    status: str,
+    error: str | None,
+    message_id: str | None = None,
+) -> None:
+    with new_uow() as uow:
+        notifications.settle(
+            uow.session, notification_id, status=status, at=uow.clock(), error=error,
+            message_id=message_id,
+        )  # fmt: skip
+        uow.commit()
