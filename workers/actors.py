@@ -11,6 +11,9 @@ from tasks.jobs import QUEUES
 from tasks.runner import RunResult
 
 JOB_MAX_ATTEMPTS = 20
+DEFAULT_MAX_BACKOFF_MS = 60_000
+# A mail server back from an outage should see its queue drain within seconds, not a minute.
+MAX_BACKOFF_MS = {"notifications": 15_000}
 
 
 def actor_name(queue: str) -> str:
@@ -25,7 +28,12 @@ def declare_actors(broker: dramatiq.Broker, run: Callable[[int], RunResult]) -> 
         def perform(outbox_id: int) -> None:
             run(outbox_id)
 
-        dramatiq.actor(actor_name=actor_name(queue), queue_name=queue, broker=broker)(perform)
+        dramatiq.actor(
+            actor_name=actor_name(queue),
+            queue_name=queue,
+            broker=broker,
+            max_backoff=MAX_BACKOFF_MS.get(queue, DEFAULT_MAX_BACKOFF_MS),
+        )(perform)
 
 
 def enqueue_staged(broker: dramatiq.Broker, staged: Sequence[StagedJob]) -> None:
