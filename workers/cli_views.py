@@ -154,6 +154,17 @@ def export_payments(fmt: Annotated[Format, typer.Option("--format")] = Format.CS
         write_rows(iter_payments(session), PAYMENT_COLUMNS, fmt.value, sys.stdout)
 
 
+@export_app.command("notifications")
+def export_notifications(fmt: Annotated[Format, typer.Option("--format")] = Format.CSV) -> None:
+    """Every notification with its state, attempts and last error, streamed to stdout."""
+    from workers.commands.context import database
+    from workers.commands.ledger import NOTIFICATION_COLUMNS, iter_notifications
+    from workers.commands.orders import write_rows
+
+    with database(Settings()) as db, db.sessions() as session:
+        write_rows(iter_notifications(session), NOTIFICATION_COLUMNS, fmt.value, sys.stdout)
+
+
 @customer_app.command("show")
 def customer_show(
     customer_id: str, as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False

@@ -17,6 +17,7 @@ from workers import demo_report, processes
 from workers.demo_data import scenario
 from workers.runtime import Runtime, open_runtime, prepare_database
 from workers.settings import Settings
+from workers.smtp_sink import SmtpSink
 from workers.streams import ENVELOPE_FIELD, INGRESS_STREAM
 
 PROBE_JOBS = 200
@@ -74,13 +75,14 @@ def _run_probes(rt: Runtime) -> demo_report.ProbeReport:
         for index in range(PROBE_JOBS):
             uow.stage("system.probe", f"demo:probe:{index}", {"key": f"demo:{index}"})
         uow.commit()
-    _wait(lambda: _count(rt, OutboxJob, OutboxJob.status == "done") >= PROBE_JOBS, WAIT_S)
+    probes_done = (OutboxJob.job == "system.probe", OutboxJob.status == "done")
+    _wait(lambda: _count(rt, OutboxJob, *probes_done) >= PROBE_JOBS, WAIT_S)
     with rt.db.sessions() as session:
         distinct = session.scalar(select(func.count(func.distinct(ProbeEffect.probe_key)))) or 0
     effects = _count(rt, ProbeEffect)
     return demo_report.ProbeReport(
         staged=PROBE_JOBS,
-        done=_count(rt, OutboxJob, OutboxJob.status == "done"),
+        done=_count(rt, OutboxJob, *probes_done),
         effects=effects,
         duplicated=effects - int(distinct),
         seconds=time.monotonic() - started,
@@ -100,6 +102,8 @@ def run_demo() -> int:
             "ORDERFLOW_SIGNING_KEYS": settings.signing_keys.get_secret_value(),
         }
     )
+    sink = SmtpSink.start()
+    env["ORDERFLOW_SMTP_URL"] = sink.url
     logs = Path(settings.data_dir) / "logs"
     started = [
         processes.start("worker", ["worker", "--processes", "1", "--threads", "4"], env, logs),
@@ -112,13 +116,15 @@ def run_demo() -> int:
         settled = _wait(
             lambda: _count(rt, InboxEntry) >= unique and _count(rt, QuarantinedMessage) >= bad,
             WAIT_S,
-        )
+        ) and sink.wait_for_count(demo_report.EXPECTED_EMAILS, WAIT_S)
         probes = _run_probes(rt)
         with rt.db.sessions() as session:
             ok = demo_report.print_report(console, session, messages, probes)
+        ok = demo_report.print_mail(console, sink.messages) and ok
     finally:
         for proc in started:
             proc.terminate()
+        sink.stop()
         rt.close()
     ok = ok and settled
     console.print("[green]every outcome as expected[/]" if ok else f"[red]problem; see {logs}[/]")

@@ -68,6 +68,14 @@ def scenario(now: datetime, key_id: str, secret: bytes) -> list[tuple[str, bytes
         out.append(("confirmation", confirmed))
         out.append(("duplicate delivery", confirmed))
     out.append(("stock count", dumps(signed("inventory.set", {"sku": "DRILL-1", "quantity": 40}))))
+    out.append(("packing", dumps(signed("order.fulfillment_changed", {"number": "DEMO-1001",
+                "status": "processing", "note": "Gift wrap requested"}))))  # fmt: skip
+    out.append(("bank transfer", dumps(signed("payment.recorded", {"number": "DEMO-1002",
+                "amount": 38_700, "method": "on_account", "reference": "SEPA-4471",
+                "at": now.isoformat()}))))  # fmt: skip
+    out.append(("shipment", dumps(signed("order.shipped", {"number": "DEMO-1005",
+                "tracking_numbers": ["00340434161234567890"], "carrier": "DHL",
+                "note": "Left with the neighbour at no. 12"}))))  # fmt: skip
     out.append(("archive", dumps(signed("order.archived", {"number": "DEMO-1009"}))))
     out.extend(_bad(now, key_id, secret))
     return out

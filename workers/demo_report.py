@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from models.db.tables import Inventory, Manufacturer, Order, QuarantinedMessage
 from workers.commands.quarantine import counts_by_reason
+from workers.smtp_sink import ReceivedMail
 
 EXPECTED_REASONS = {
     "not_json": 1,
@@ -20,6 +22,9 @@ EXPECTED_REASONS = {
     "unknown_manufacturer": 1,
     "unknown_version": 1,
 }
+
+
+EXPECTED_EMAILS = 7
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,13 @@ def print_report(
         and counts_by_reason(session) == EXPECTED_REASONS
         and probes.ok
     )
+
+
+def print_mail(console: Console, mails: Sequence[ReceivedMail]) -> bool:
+    """What the local SMTP server received; True when it is exactly the expected mail."""
+    table = Table("to", "subject", "first line", title="Emails received by the local SMTP sink")
+    for item in mails:
+        first = next((line for line in item.text.splitlines()[1:] if line.strip()), "")
+        table.add_row(item.rcpt_tos[0], item.subject or "", first[:60])
+    console.print(table)
+    return len(mails) == EXPECTED_EMAILS and len({m.message_id for m in mails}) == len(mails)

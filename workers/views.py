@@ -30,6 +30,11 @@ def print_order(console: Console, details: dict[str, Any]) -> None:
             "yes" if line["is_insert"] else "",
         )
     console.print(lines)
+    sent = Table("kind", "to", "status", "attempts", "last error", title="notifications")
+    for note in details["notifications"]:
+        sent.add_row(note["kind"], note["recipient"], note["status"], str(note["attempts"]),
+                     note["last_error"] or "")  # fmt: skip
+    console.print(sent)
     events = Table("at", "event", "summary", title="timeline")
     for event in details["timeline"]:
         events.add_row(event["at"], event["kind"], event["summary"])

@@ -172,3 +172,24 @@ def test_bulk_payments_apply_once_report_per_row_and_dry_run_keeps_nothing(
 def _orders(db: Database) -> list[Order]:
     with db.sessions() as session:
         return list(session.scalars(select(Order).order_by(Order.number)))
+
+
+def test_export_notifications_and_order_show_list_each_notification_state(env: Database) -> None:
+    # Given a change that notifies the customer, delivered twice, and one that asks not to
+    with UnitOfWork(env, lambda: T0) as uow:
+        moved = f.envelope("order.fulfillment_changed", number="CLI-1", status="processing")
+        quiet = f.envelope("order.fulfillment_changed", number="CLI-2", status="processing",
+                           notify_customer=False)  # fmt: skip
+        ingest.ingest_batch(uow, [f.body(moved), f.body(moved), f.body(quiet)], f.policy())
+        uow.commit()
+    # When
+    exported = runner.invoke(app, ["export", "notifications", "--format", "jsonl"])
+    shown = json.loads(runner.invoke(app, ["order", "show", "CLI-1", "--json"]).output)
+    # Then exactly one notification, waiting to be sent
+    assert [json.loads(line) for line in exported.output.splitlines()] == [
+        {"number": "CLI-1", "kind": "fulfillment_processing", "recipient": "ada@example.com",
+         "status": "pending", "attempts": 0, "last_error": None},
+    ]  # fmt: skip
+    assert [(n["kind"], n["status"]) for n in shown["notifications"]] == [
+        ("fulfillment_processing", "pending")
+    ]

@@ -1,4 +1,4 @@
-"""Ledger views: `export payments` and `customer show`."""
+"""Ledger and delivery views: `export payments`, `export notifications`, `customer show`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.db.commerce import Customer, Order, Payment
+from models.db.machinery import Notification
 from models.domain.ledger import balances_by_currency
 
 PAYMENT_COLUMNS = ("number", "amount", "currency", "method", "source", "reference", "at")
@@ -61,3 +62,19 @@ def customer_details(session: Session, customer_id: str) -> dict[str, Any] | Non
             for o in orders
         ],
     }
+
+
+NOTIFICATION_COLUMNS = ("number", "kind", "recipient", "status", "attempts", "last_error")
+
+
+def iter_notifications(session: Session) -> Iterator[dict[str, Any]]:
+    """Every notification with its delivery state, streamed in chunks."""
+    query = (
+        select(Order.number, Notification.kind, Notification.recipient, Notification.status,
+               Notification.attempts, Notification.last_error)
+        .outerjoin(Order, Order.id == Notification.order_id)
+        .order_by(Notification.id)
+        .execution_options(yield_per=EXPORT_CHUNK)
+    )  # fmt: skip
+    for row in session.execute(query):
+        yield dict(zip(NOTIFICATION_COLUMNS, row, strict=True))

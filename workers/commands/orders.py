@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from models.db import notifications
 from models.db.commerce import Order, Payment
 from models.db.orders import find_order, order_lines, timeline
 
@@ -93,6 +94,11 @@ def order_details(session: Session, number: str) -> dict[str, Any] | None:
         }
         for p in payments
     ]
+    details["notifications"] = [
+        {"kind": n.kind, "recipient": n.recipient, "status": n.status, "attempts": n.attempts,
+         "last_error": n.last_error, "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
+        for n in notifications.for_order(session, order.id)
+    ]  # fmt: skip
     details["timeline"] = [
         {"at": _iso(e.at), "kind": e.kind, "summary": e.summary}
         for e in timeline(session, order.id)
