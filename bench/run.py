@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.baseline import BenchContext, ResultRow, drain_seconds
+from bench.ingress import ingress_scenario
 from tests.services import PostgresServer, RedisServer
 
 Scenario = Callable[[BenchContext], list[ResultRow]]
@@ -52,6 +53,7 @@ def baseline_scenario(ctx: BenchContext) -> list[ResultRow]:
 #: Scenarios run in this order; later benchmarks add an entry here.
 SCENARIOS: dict[str, Scenario] = {
     "baseline": baseline_scenario,
+    "ingress": ingress_scenario,
 }
 
 

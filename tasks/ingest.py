@@ -1,22 +1,26 @@
 """Ingress: decode, authenticate, deduplicate and apply envelopes; quarantine or park the rest.
 
-Each envelope runs in its own savepoint inside the batch's transaction, so one bad message is
-quarantined while the others commit together.
+A batch is one transaction. Each envelope runs in its own savepoint, so one bad message is
+quarantined while the others commit together; runs of `order.placed` are applied set-based.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from models.db import intake
+from models.db.commerce import Manufacturer
+from models.db.machinery import InboxEntry
+from models.db.orders import find_order
+from models.db.sql import insert_many_ignore
 from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
-from tasks.handlers.base import AwaitingOrder
-from tasks.handlers.registry import HANDLERS
+from tasks.handlers.base import Awaiting
+from tasks.handlers.registry import BULK_HANDLERS, HANDLERS
 from tasks.messages.catalogue import (
     CATALOGUE,
     MONEY_MOVING_TYPES,
@@ -27,6 +31,7 @@ from tasks.messages.catalogue import (
 from tasks.messages.signing import authenticate
 
 ALL_TYPES = frozenset(type_ for type_, _ in CATALOGUE)
+Admitted = tuple[DecodedMessage, bytes]
 
 
 @dataclass(frozen=True)
@@ -54,22 +59,102 @@ class Outcome:
 
 
 def ingest_batch(uow: UnitOfWork, bodies: Sequence[bytes], policy: IngestPolicy) -> list[Outcome]:
-    """Apply every body in `uow`'s transaction; the caller commits."""
-    return [ingest_one(uow, body, policy) for body in bodies]
+    """Apply every body in `uow`'s transaction; the caller commits.
+
+    Runs of messages that have a bulk handler (`order.placed`) are applied set-based, in a
+    fixed number of statements; a run the bulk handler declines goes one by one.
+    """
+    admitted = [_admit(uow, body, policy) for body in bodies]
+    outcomes: list[Outcome] = []
+    index = 0
+    while index < len(admitted):
+        item = admitted[index]
+        if isinstance(item, Outcome):
+            outcomes.append(item)
+            index += 1
+            continue
+        run = _bulk_run(admitted, index)
+        bulk = _apply_bulk(uow, run, policy) if len(run) > 1 else None
+        if bulk is None:
+            bulk = [_apply_admitted(uow, message, body, policy) for message, body in run]
+        outcomes.extend(bulk)
+        index += len(run)
+    return outcomes
 
 
 def ingest_one(uow: UnitOfWork, body: bytes, policy: IngestPolicy) -> Outcome:
     """Apply one envelope, or quarantine/park it with its reason."""
+    admitted = _admit(uow, body, policy)
+    if isinstance(admitted, Outcome):
+        return admitted
+    return _apply_admitted(uow, admitted[0], body, policy)
+
+
+def _admit(uow: UnitOfWork, body: bytes, policy: IngestPolicy) -> Outcome | Admitted:
+    """Decode and authenticate; a refusal is quarantined at once."""
     try:
         message = decode(body, policy.max_bytes)
     except RejectedMessage as rejected:
         return _quarantine(uow, body, rejected.reason_code.value, rejected.detail)
-    envelope_id, type_ = str(message.envelope.id), message.envelope.type
     try:
         authenticate(message, policy.keys, policy.signed_types | MONEY_MOVING_TYPES)
     except RejectedMessage as rejected:
-        identity = (envelope_id, type_)
+        identity = (str(message.envelope.id), message.envelope.type)
         return _quarantine(uow, body, rejected.reason_code.value, rejected.detail, identity)
+    return (message, body)
+
+
+def _bulk_run(admitted: Sequence[Outcome | Admitted], start: int) -> list[Admitted]:
+    """The admitted messages from `start` on that share a bulk handler (at least one)."""
+    first = admitted[start]
+    assert not isinstance(first, Outcome)
+    type_ = first[0].envelope.type
+    run = [first]
+    if type_ not in BULK_HANDLERS:
+        return run
+    for item in admitted[start + 1 :]:
+        if isinstance(item, Outcome) or item[0].envelope.type != type_:
+            break
+        run.append(item)
+    return run
+
+
+def _apply_bulk(uow: UnitOfWork, run: list[Admitted], policy: IngestPolicy) -> list[Outcome] | None:
+    """Remember and apply a run set-based; None (nothing kept) when it must go one by one."""
+    now, type_ = uow.clock(), run[0][0].envelope.type
+    savepoint = uow.session.begin_nested()
+    try:
+        rows = [
+            {"envelope_id": str(m.envelope.id), "type": type_, "received_at": now} for m, _ in run
+        ]
+        new = {str(i) for i in insert_many_ignore(uow.session, InboxEntry, rows, ["envelope_id"])}
+        fresh, outcomes = [], []
+        for message, _ in run:
+            envelope_id = str(message.envelope.id)
+            if envelope_id in new:
+                new.discard(envelope_id)  # a repeat later in the same run is a duplicate
+                fresh.append(message)
+                outcomes.append(Outcome("applied", envelope_id=envelope_id))
+            else:
+                outcomes.append(Outcome("duplicate", envelope_id=envelope_id))
+        created = BULK_HANDLERS[type_](uow, fresh) if fresh else []
+        if created is None:
+            savepoint.rollback()
+            return None
+        savepoint.commit()
+    except IntegrityError:
+        savepoint.rollback()  # e.g. a concurrent consumer took a number first
+        return None
+    for key in intake.keys_with_parked(uow.session, created):
+        release_parked(uow, key, policy)
+    return outcomes
+
+
+def _apply_admitted(
+    uow: UnitOfWork, message: DecodedMessage, body: bytes, policy: IngestPolicy
+) -> Outcome:
+    """Remember and apply one admitted message in its own savepoint."""
+    envelope_id, type_ = str(message.envelope.id), message.envelope.type
     savepoint = uow.session.begin_nested()
     try:
         if not intake.remember(uow.session, envelope_id, type_, uow.clock()):
@@ -77,9 +162,9 @@ def ingest_one(uow: UnitOfWork, body: bytes, policy: IngestPolicy) -> Outcome:
             return Outcome("duplicate", envelope_id=envelope_id)
         created = apply(uow, message)
         savepoint.commit()
-    except AwaitingOrder as waiting:
+    except Awaiting as waiting:
         savepoint.rollback()
-        return _park(uow, message, body, waiting.number, policy)
+        return _park(uow, message, body, waiting, policy)
     except PermanentError as refused:
         savepoint.rollback()
         return _quarantine(uow, body, refused.reason, refused.detail, (envelope_id, type_))
@@ -102,40 +187,62 @@ def apply(uow: UnitOfWork, message: DecodedMessage) -> str | None:
     return handler(uow, message)
 
 
-def release_parked(uow: UnitOfWork, number: str, policy: IngestPolicy) -> None:
-    """Apply, oldest first, the messages that were waiting for order `number`."""
-    for parked in intake.take_parked(uow.session, number):
-        message = decode(parked.body, max(policy.max_bytes, len(parked.body)))
-        savepoint = uow.session.begin_nested()
-        try:
-            apply(uow, message)
-            savepoint.commit()
-        except (PermanentError, AwaitingOrder) as refused:
-            savepoint.rollback()
-            # Forgotten by the inbox, so that a replay from the quarantine can apply it.
-            intake.forget(uow.session, parked.envelope_id)
-            _quarantine(
-                uow, parked.body, refused.reason, refused.detail, (parked.envelope_id, parked.type)
-            )
+def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
+    """Apply, oldest first, the messages waiting for `key`, and what those unblock in turn."""
+    pending = [key]
+    while pending:
+        for parked in intake.take_parked(uow.session, pending.pop(0)):
+            message = decode(parked.body, max(policy.max_bytes, len(parked.body)))
+            savepoint = uow.session.begin_nested()
+            try:
+                created = apply(uow, message)
+                savepoint.commit()
+            except Awaiting as waiting:
+                savepoint.rollback()  # it needs something else too: wait for that instead
+                _hold(uow, parked.envelope_id, type_=parked.type, body=parked.body,
+                      waiting=waiting, expires_at=parked.expires_at)  # fmt: skip
+                continue
+            except PermanentError as refused:
+                savepoint.rollback()
+                # Forgotten by the inbox, so that a replay from the quarantine can apply it.
+                intake.forget(uow.session, parked.envelope_id)
+                identity = (parked.envelope_id, parked.type)
+                _quarantine(uow, parked.body, refused.reason, refused.detail, identity)
+                continue
+            if created is not None:
+                pending.append(created)
 
 
 def _park(
-    uow: UnitOfWork, message: DecodedMessage, body: bytes, number: str, policy: IngestPolicy
+    uow: UnitOfWork, message: DecodedMessage, body: bytes, waiting: Awaiting, policy: IngestPolicy
 ) -> Outcome:
     now = uow.clock()
     envelope_id, type_ = str(message.envelope.id), message.envelope.type
     # Remembered now, so a duplicate delivered while it waits is not parked twice.
     intake.remember(uow.session, envelope_id, type_, now)
+    _hold(uow, envelope_id, type_=type_, body=body, waiting=waiting,
+          expires_at=now + policy.park_for)  # fmt: skip
+    return Outcome("parked", waiting.reason, envelope_id)
+
+
+def _hold(
+    uow: UnitOfWork,
+    envelope_id: str,
+    *,
+    type_: str,
+    body: bytes,
+    waiting: Awaiting,
+    expires_at: datetime,
+) -> None:
     intake.park(
         uow.session,
         envelope_id=envelope_id,
-        order_number=number,
+        awaits=waiting.key,
         type_=type_,
         body=body,
-        at=now,
-        expires_at=now + policy.park_for,
+        at=uow.clock(),
+        expires_at=expires_at,
     )
-    return Outcome("parked", "awaiting_order", envelope_id)
 
 
 def _quarantine(
@@ -161,3 +268,27 @@ def _quarantine(
 def quarantine_entry(uow: UnitOfWork, body: bytes, reason: str, detail: str) -> Outcome:
     """Quarantine something that never became an envelope (e.g. a malformed stream entry)."""
     return _quarantine(uow, body, reason, detail)
+
+
+def resolve_parked(uow: UnitOfWork, policy: IngestPolicy, limit: int = 500) -> int:
+    """Release messages whose awaited thing now exists; returns how many keys were released.
+
+    A message can be parked by one consumer while another commits what it waits for; neither
+    sees the other's uncommitted work, so this periodic re-check closes that race.
+    """
+    released = 0
+    for key in intake.awaited_keys(uow.session, limit):
+        kind, _, ident = key.partition(":")
+        if exists(uow, kind, ident):
+            release_parked(uow, key, policy)
+            released += 1
+    return released
+
+
+def exists(uow: UnitOfWork, kind: str, ident: str) -> bool:
+    """Whether the thing a parked message awaits is there now."""
+    if kind == "order":
+        return find_order(uow.session, ident) is not None
+    if kind == "manufacturer":
+        return uow.session.get(Manufacturer, ident) is not None
+    return False

@@ -96,6 +96,6 @@ def _bad(now: datetime, key_id: str, secret: bytes) -> list[tuple[str, bytes]]:
         ("bad: not JSON", b"<order number='DEMO-X'/>"),
         ("bad: tampered", dumps(tampered)),
         ("bad: unsigned shipment", dumps(unsigned_money)),
-        ("bad: unknown manufacturer", dumps(unknown_oem)),
+        ("for an unknown manufacturer", dumps(unknown_oem)),
         ("bad: unknown version", dumps(future)),
     ]

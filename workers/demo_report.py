@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.db.tables import Inventory, Manufacturer, Order, QuarantinedMessage
+from models.db.tables import Inventory, Manufacturer, Order, ParkedMessage, QuarantinedMessage
 from workers.commands.quarantine import counts_by_reason
 from workers.smtp_sink import ReceivedMail
 
@@ -19,7 +19,6 @@ EXPECTED_REASONS = {
     "not_json": 1,
     "signature_invalid": 1,
     "signature_missing": 1,
-    "unknown_manufacturer": 1,
     "unknown_version": 1,
 }
 
@@ -68,6 +67,10 @@ def _quarantine(console: Console, session: Session) -> None:
     for row in session.scalars(select(QuarantinedMessage).order_by(QuarantinedMessage.id)):
         table.add_row(row.reason, row.type or "-", row.detail)
     console.print(table)
+    parked = Table("waits for", "type", "until", title="Parked (applied when it arrives)")
+    for item in session.scalars(select(ParkedMessage).order_by(ParkedMessage.id)):
+        parked.add_row(item.awaits, item.type, item.expires_at.isoformat(timespec="minutes"))
+    console.print(parked)
 
 
 def print_report(
@@ -86,6 +89,7 @@ def print_report(
     early = session.scalars(select(Order).where(Order.number == "DEMO-1011")).one_or_none()
     manufacturers = session.scalar(select(func.count()).select_from(Manufacturer)) or 0
     stock = session.get(Inventory, "DRILL-1")
+    waiting = session.scalars(select(ParkedMessage.awaits)).all()
     return (
         orders == 12
         and manufacturers == 2
@@ -94,6 +98,7 @@ def print_report(
         and stock is not None
         and stock.on_hand == 40
         and counts_by_reason(session) == EXPECTED_REASONS
+        and list(waiting) == ["manufacturer:oem-nobody"]
         and probes.ok
     )
 

@@ -14,13 +14,14 @@ from datetime import timedelta
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from tasks.ingest import IngestPolicy, Outcome, ingest_one, quarantine_entry
+from tasks.ingest import IngestPolicy, Outcome, ingest_batch, quarantine_entry, resolve_parked
 from workers import streams
 from workers.runtime import Runtime
 from workers.settings import Settings
 
 log = logging.getLogger("orderflow.ingress")
 BLOCK_MS = 1000
+RESOLVE_EVERY_S = 2.0
 ERROR_PAUSE_S = 1.0
 
 
@@ -37,12 +38,12 @@ def policy_from(settings: Settings) -> IngestPolicy:
 class IngressConsumer(threading.Thread):
     """Reads new entries, takes over those of dead consumers, applies, acknowledges."""
 
-    def __init__(self, rt: Runtime, stop: threading.Event) -> None:
-        super().__init__(name="ingress", daemon=True)
+    def __init__(self, rt: Runtime, stop: threading.Event, index: int = 0) -> None:
+        super().__init__(name=f"ingress-{index}", daemon=True)
         self.rt = rt
         self.stop_event = stop
         self.client = redis.Redis.from_url(rt.redis_url)
-        self.consumer = f"{socket.gethostname()}:{os.getpid()}"
+        self.consumer = f"{socket.gethostname()}:{os.getpid()}:{index}"
         self.policy = policy_from(rt.settings)
         self.batch = rt.settings.ingress_batch
         self.claim_idle_ms = int(rt.settings.ingress_claim_idle_s * 1000)
@@ -50,13 +51,16 @@ class IngressConsumer(threading.Thread):
 
     def run(self) -> None:
         """Loop until stopped; Redis or database trouble pauses, it never ends the loop."""
-        next_claim = 0.0
+        next_claim = next_resolve = 0.0
         while not self.stop_event.is_set():
             try:
                 if time.monotonic() >= next_claim:
                     streams.ensure_group(self.client)
                     self._claim()
                     next_claim = time.monotonic() + self.claim_idle_ms / 1000 / 3
+                if time.monotonic() >= next_resolve:
+                    self._resolve()
+                    next_resolve = time.monotonic() + RESOLVE_EVERY_S
                 entries = streams.read_new(self.client, self.consumer, self.batch, BLOCK_MS)
                 if entries:
                     self.apply([(entry, 1) for entry in entries])
@@ -65,6 +69,11 @@ class IngressConsumer(threading.Thread):
                 next_claim = 0.0
                 self.stop_event.wait(ERROR_PAUSE_S)
         self.client.close()
+
+    def _resolve(self) -> None:
+        with self.rt.new_uow() as uow:
+            if resolve_parked(uow, self.policy):
+                uow.commit()
 
     def _claim(self) -> None:
         claimed = streams.claim_stale(self.client, self.consumer, self.claim_idle_ms, self.batch)
@@ -77,6 +86,7 @@ class IngressConsumer(threading.Thread):
         limit = self.rt.settings.ingress_max_deliveries
         with self.rt.new_uow() as uow:
             outcomes = []
+            bodies = []
             for entry, deliveries in entries:
                 if entry.body is None:
                     dump = json.dumps([f.decode(errors="replace") for f in entry.fields]).encode()
@@ -86,7 +96,8 @@ class IngressConsumer(threading.Thread):
                     detail = f"delivered {deliveries} times without being applied"
                     outcomes.append(quarantine_entry(uow, entry.body, "delivery_limit", detail))
                 else:
-                    outcomes.append(ingest_one(uow, entry.body, self.policy))
+                    bodies.append(entry.body)
+            outcomes.extend(ingest_batch(uow, bodies, self.policy))
             uow.commit()
         streams.finish(self.client, [entry.entry_id for entry, _ in entries])
         self.applied += sum(1 for o in outcomes if o.result == "applied")

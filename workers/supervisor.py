@@ -15,6 +15,7 @@ from multiprocessing.process import BaseProcess
 
 import dramatiq
 
+from tasks.handlers.placing import warm_calendars
 from tasks.jobs import QUEUES
 from workers import embedded
 from workers.broker import DeadWorkerSweeper
@@ -36,11 +37,16 @@ def worker_process(threads: int, queues: list[str], log_level: str) -> None:
     parent = os.getppid()
     rt = open_runtime()
     rt.declare_actors()
+    with rt.new_uow() as uow:
+        warm_calendars(uow, rt.clock().date())
     worker = dramatiq.Worker(rt.broker, worker_threads=threads, queues=set(queues))
     worker.start()
     ingress_stop = threading.Event()
-    ingress = IngressConsumer(rt, ingress_stop)
-    ingress.start()
+    consumers = [
+        IngressConsumer(rt, ingress_stop, index) for index in range(rt.settings.ingress_consumers)
+    ]
+    for consumer in consumers:
+        consumer.start()
     log.info("worker process %d ready: queues=%s threads=%d", os.getpid(), queues, threads)
     # An orphan (its supervisor was SIGKILLed) stops too, rather than run unsupervised.
     while not stop.wait(1.0):
@@ -49,7 +55,8 @@ def worker_process(threads: int, queues: list[str], log_level: str) -> None:
     log.info("worker process %d stopping", os.getpid())
     # The ingress finishes its batch first, so what it commits still reaches running actors.
     ingress_stop.set()
-    ingress.join(STOP_TIMEOUT_MS / 1000)
+    for consumer in consumers:
+        consumer.join(STOP_TIMEOUT_MS / 1000)
     worker.stop(timeout=STOP_TIMEOUT_MS)
     rt.close()
 

@@ -53,17 +53,17 @@ def park(
     session: Session,
     *,
     envelope_id: str,
-    order_number: str,
+    awaits: str,
     type_: str,
     body: bytes,
     at: datetime,
     expires_at: datetime,
 ) -> None:
-    """Hold a valid message until the order it refers to exists."""
+    """Hold a valid message until what it `awaits` (e.g. `order:M1`) exists."""
     session.add(
         ParkedMessage(
             envelope_id=envelope_id,
-            order_number=order_number,
+            awaits=awaits,
             type=type_,
             body=body,
             parked_at=at,
@@ -72,11 +72,25 @@ def park(
     )
 
 
-def take_parked(session: Session, order_number: str) -> Sequence[ParkedMessage]:
-    """Remove and return the messages parked for an order, oldest first."""
+def keys_with_parked(session: Session, keys: Sequence[str]) -> list[str]:
+    """Which of these keys have messages waiting (one query for a whole batch)."""
+    if not keys:
+        return []
+    query = select(ParkedMessage.awaits).where(ParkedMessage.awaits.in_(keys))
+    return sorted(set(session.scalars(query.distinct())))
+
+
+def awaited_keys(session: Session, limit: int) -> list[str]:
+    """Distinct keys that parked messages wait for."""
+    query = select(ParkedMessage.awaits).distinct().order_by(ParkedMessage.awaits).limit(limit)
+    return list(session.scalars(query))
+
+
+def take_parked(session: Session, awaits: str) -> Sequence[ParkedMessage]:
+    """Remove and return the messages waiting for `awaits`, oldest first."""
     rows = session.scalars(
         select(ParkedMessage)
-        .where(ParkedMessage.order_number == order_number)
+        .where(ParkedMessage.awaits == awaits)
         .order_by(ParkedMessage.id)
         .with_for_update()
     ).all()

@@ -56,12 +56,12 @@ class QuarantinedMessage(Base):
 
 
 class ParkedMessage(Base):
-    """A valid message waiting for the order it refers to."""
+    """A valid message waiting for something it refers to (`order:N`, `manufacturer:ID`)."""
 
     __tablename__ = "parked"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     envelope_id: Mapped[str] = mapped_column(String(36), unique=True)
-    order_number: Mapped[str] = mapped_column(String(64), index=True)
+    awaits: Mapped[str] = mapped_column(String(200), index=True)
     type: Mapped[str] = mapped_column(String(64))
     body: Mapped[bytes] = mapped_column()
     parked_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -16,14 +16,51 @@ def insert_ignore(
 ) -> Any | None:
     """Insert one row unless `conflict_on` already exists; its primary key if this call did."""
     table = cast(Table, model.__table__)
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table).values(values)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table).values(values)
-    else:  # pragma: no cover - only the two supported databases exist
-        raise NotImplementedError(dialect)
+    stmt = _dialect_insert(session, table).values(values)
     stmt = stmt.on_conflict_do_nothing(index_elements=conflict_on)
     stmt = stmt.returning(*table.primary_key.columns)
     return session.execute(stmt).scalar_one_or_none()
+
+
+def _dialect_insert(session: Session, table: Table) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(dialect)  # pragma: no cover - only the two supported databases
+
+
+def upsert_many(
+    session: Session,
+    model: type[Base],
+    rows: list[dict[str, Any]],
+    conflict_on: list[str],
+    update: list[str],
+) -> None:
+    """Insert rows, updating `update` columns where `conflict_on` exists (one statement).
+
+    Rows must have distinct conflict keys: PostgreSQL refuses to touch one row twice.
+    """
+    if not rows:
+        return
+    stmt = _dialect_insert(session, cast(Table, model.__table__)).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=conflict_on, set_={column: stmt.excluded[column] for column in update}
+    )
+    session.execute(stmt)
+
+
+def insert_many_ignore(
+    session: Session, model: type[Base], rows: list[dict[str, Any]], conflict_on: list[str]
+) -> list[Any]:
+    """Insert rows, skipping conflicts (one statement); the primary keys of those inserted."""
+    if not rows:
+        return []
+    table = cast(Table, model.__table__)
+    stmt = (
+        _dialect_insert(session, table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=conflict_on)
+    )
+    return list(session.execute(stmt.returning(*table.primary_key.columns)).scalars())

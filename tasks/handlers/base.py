@@ -10,22 +10,22 @@ from models.db.uow import UnitOfWork
 from models.domain.errors import OrderflowError
 from tasks.messages.catalogue import DecodedMessage
 
-# A handler applies one message inside the caller's transaction. It returns the number of an
-# order it created (so messages parked for that order can be applied now), or None.
+# A handler applies one message inside the caller's transaction. It returns the key of what
+# it created (`order:N`, `manufacturer:ID`), so messages parked for it can be applied now.
 Handler = Callable[[UnitOfWork, DecodedMessage], str | None]
 
 
-class AwaitingOrder(OrderflowError):  # noqa: N818 - a state, not a failure
-    """The message refers to an order that has not arrived yet: park it."""
+class Awaiting(OrderflowError):  # noqa: N818 - a state, not a failure
+    """The message refers to something that has not arrived yet: park it under `key`."""
 
-    def __init__(self, number: str) -> None:
-        super().__init__("awaiting_order", f"order {number} is not known yet")
-        self.number = number
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"awaiting_{kind}", f"{kind} {ident} is not known yet")
+        self.key = f"{kind}:{ident}"
 
 
 def require_order(uow: UnitOfWork, number: str) -> Order:
     """The order, row-locked; park the message when it does not exist yet."""
     order = find_order(uow.session, number, for_update=True)
     if order is None:
-        raise AwaitingOrder(number)
+        raise Awaiting("order", number)
     return order

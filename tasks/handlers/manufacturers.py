@@ -8,7 +8,7 @@ from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.manufacturer import ManufacturerUpsertedV1
 
 
-def upsert_manufacturer(uow: UnitOfWork, message: DecodedMessage) -> None:
+def upsert_manufacturer(uow: UnitOfWork, message: DecodedMessage) -> str:
     """Store the manufacturer; orders placed later use its new SLA (existing deadlines stay)."""
     data = message.data
     assert isinstance(data, ManufacturerUpsertedV1)
@@ -25,3 +25,4 @@ def upsert_manufacturer(uow: UnitOfWork, message: DecodedMessage) -> None:
     row.notify_email = data.notify_email
     row.notify_webhook_url = str(data.notify_webhook_url) if data.notify_webhook_url else None
     row.updated_at = uow.clock()
+    return f"manufacturer:{data.id}"

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from tasks.handlers import fulfillment, inventory, ledger, manufacturers, orders
+from collections.abc import Callable, Sequence
+
+from models.db.uow import UnitOfWork
+from tasks.handlers import fulfillment, inventory, ledger, manufacturers, orders, placing
 from tasks.handlers.base import Handler
+from tasks.messages.catalogue import DecodedMessage
+
+# Applies many messages of one type at once; returns the order numbers it created, or None
+# when the run must be applied one by one instead.
+BulkHandler = Callable[[UnitOfWork, Sequence[DecodedMessage]], list[str] | None]
 
 HANDLERS: dict[str, Handler] = {
     "manufacturer.upserted": manufacturers.upsert_manufacturer,
-    "order.placed": orders.place_order,
+    "order.placed": placing.place_order,
     "order.accepted": orders.accept_order,
     "order.confirmed": orders.confirm_order,
     "order.lines_changed": orders.change_lines,
@@ -17,4 +25,8 @@ HANDLERS: dict[str, Handler] = {
     "payment.recorded": ledger.record_payment,
     "order.fulfillment_changed": fulfillment.change_fulfillment,
     "order.shipped": fulfillment.ship_order,
+}
+
+BULK_HANDLERS: dict[str, BulkHandler] = {
+    "order.placed": placing.place_orders,
 }

@@ -25,16 +25,28 @@ class FaultKind(StrEnum):
     SLOW = "slow"  # delayed, then the correct answer (the key stays in flight meanwhile)
 
 
-BEFORE_EFFECT = frozenset({FaultKind.SERVER_ERROR_BEFORE, FaultKind.RATE_LIMIT_RETRY,
-                           FaultKind.RATE_LIMIT_NO_RETRY, FaultKind.RESET_BEFORE})
+BEFORE_EFFECT = frozenset(
+    {
+        FaultKind.SERVER_ERROR_BEFORE,
+        FaultKind.RATE_LIMIT_RETRY,
+        FaultKind.RATE_LIMIT_NO_RETRY,
+        FaultKind.RESET_BEFORE,
+    }
+)
 
 
 class FaultPlan:
     """Draws a fault (or none) for each eligible request from a seeded generator, so the same
     seed and the same request order give the same faults."""
 
-    def __init__(self, seed: int, rate: float, kinds: Iterable[FaultKind | str] = tuple(FaultKind),
-                 *, reads_too: bool = False) -> None:
+    def __init__(
+        self,
+        seed: int,
+        rate: float,
+        kinds: Iterable[FaultKind | str] = tuple(FaultKind),
+        *,
+        reads_too: bool = False,
+    ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate must be within [0, 1], got {rate}")
         self.kinds = tuple(FaultKind(k) for k in kinds)
@@ -67,8 +79,9 @@ class _OneOff:
 class Faults:
     """What the server consults before each request; `fired` records what it injected."""
 
-    def __init__(self, plan: FaultPlan, *, timeout_delay: float = 2.0,
-                 slow_delay: float = 0.5) -> None:
+    def __init__(
+        self, plan: FaultPlan, *, timeout_delay: float = 2.0, slow_delay: float = 0.5
+    ) -> None:
         self.plan = plan
         self.timeout_delay = timeout_delay
         self.slow_delay = slow_delay
@@ -79,8 +92,7 @@ class Faults:
     def inject_next(self, path_regex: str, kind: FaultKind | str, method: str = "POST") -> None:
         """The next request whose path matches `path_regex` (re.search) gets `kind`."""
         with self._lock:
-            self._one_offs.append(_OneOff(re.compile(path_regex), FaultKind(kind),
-                                          method.upper()))
+            self._one_offs.append(_OneOff(re.compile(path_regex), FaultKind(kind), method.upper()))
 
     def choose(self, method: str, path: str, *, mutating: bool) -> FaultKind | None:
         with self._lock:
@@ -161,7 +173,8 @@ class IdempotencyStore:
 
     def _prune(self) -> None:
         cutoff = self.clock.now() - self.ttl_seconds
-        stale = [k for k, e in self._entries.items()
-                 if e.response is not None and e.created_at <= cutoff]
+        stale = [
+            k for k, e in self._entries.items() if e.response is not None and e.created_at <= cutoff
+        ]
         for key in stale:
             del self._entries[key]

@@ -29,12 +29,18 @@ from tests.fakes.stripe_model import (
 
 
 def _unexpected_state(pi: Json, action: str, allowed: Sequence[str]) -> StripeFakeError:
-    message = (f"This PaymentIntent could not be {action} because it has a status of "
-               f"{pi['status']}. Only a PaymentIntent with one of the following statuses may "
-               f"be {action}: {', '.join(allowed)}.")
-    return StripeFakeError(400, "invalid_request_error", message,
-                           code="payment_intent_unexpected_state",
-                           extra={"payment_intent": copy.deepcopy(pi)})
+    message = (
+        f"This PaymentIntent could not be {action} because it has a status of "
+        f"{pi['status']}. Only a PaymentIntent with one of the following statuses may "
+        f"be {action}: {', '.join(allowed)}."
+    )
+    return StripeFakeError(
+        400,
+        "invalid_request_error",
+        message,
+        code="payment_intent_unexpected_state",
+        extra={"payment_intent": copy.deepcopy(pi)},
+    )
 
 
 def _expand(params: Json) -> list[str]:
@@ -43,15 +49,28 @@ def _expand(params: Json) -> list[str]:
 
 
 def _card_declined(pi: Json, charge: Json) -> StripeFakeError:
-    error: Json = {"type": "card_error", "code": "card_declined", "decline_code":
-                   "generic_decline", "message": "Your card was declined.", "charge": charge["id"]}
+    error: Json = {
+        "type": "card_error",
+        "code": "card_declined",
+        "decline_code": "generic_decline",
+        "message": "Your card was declined.",
+        "charge": charge["id"],
+    }
     pi["last_payment_error"] = dict(error)
     pi["status"] = "requires_payment_method"
     pi["amount_capturable"] = 0
     charge.update(status="failed", paid=False, failure_code="card_declined")
-    return StripeFakeError(402, "card_error", "Your card was declined.", code="card_declined",
-                           extra={"decline_code": "generic_decline", "charge": charge["id"],
-                                  "payment_intent": copy.deepcopy(pi)})
+    return StripeFakeError(
+        402,
+        "card_error",
+        "Your card was declined.",
+        code="card_declined",
+        extra={
+            "decline_code": "generic_decline",
+            "charge": charge["id"],
+            "payment_intent": copy.deepcopy(pi),
+        },
+    )
 
 
 class Ledger:
@@ -112,8 +131,12 @@ class Ledger:
         capture_before = charge["payment_method_details"]["card"]["capture_before"]
         if self.clock.now() >= capture_before:
             # The authorization lapsed: Stripe cancels the intent and refunds the charge.
-            pi.update(status="canceled", cancellation_reason="automatic",
-                      canceled_at=capture_before, amount_capturable=0)
+            pi.update(
+                status="canceled",
+                cancellation_reason="automatic",
+                canceled_at=capture_before,
+                amount_capturable=0,
+            )
             charge.update(refunded=True, amount_refunded=charge["amount"])
 
     # --- state changes ------------------------------------------------------------------
@@ -135,20 +158,25 @@ class Ledger:
             self._authorize(pi, params, key)
             return self.render(pi, _expand(params))
 
-    def _authorize(self, pi: Json, params: Json, key: str | None,
-                   capture_before: int | None = None) -> None:
+    def _authorize(
+        self, pi: Json, params: Json, key: str | None, capture_before: int | None = None
+    ) -> None:
         payment_method = str_param(params, "payment_method", required=False)
         payment_method = payment_method or pi["payment_method"]
         if payment_method is None:
             raise StripeFakeError(
-                400, "invalid_request_error", "You cannot confirm this PaymentIntent because "
-                "it's missing a payment method.", code="payment_intent_unexpected_state",
-                extra={"payment_intent": copy.deepcopy(pi)})
+                400,
+                "invalid_request_error",
+                "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                code="payment_intent_unexpected_state",
+                extra={"payment_intent": copy.deepcopy(pi)},
+            )
         now = self.clock.now()
         charge = new_charge(pi, payment_method, now, capture_before or now + HOLD_SECONDS)
         self._charges[charge["id"]] = charge
-        pi.update(payment_method=payment_method, latest_charge=charge["id"],
-                  last_payment_error=None)
+        pi.update(
+            payment_method=payment_method, latest_charge=charge["id"], last_payment_error=None
+        )
         if payment_method == DECLINE_AT_CONFIRM:
             raise _card_declined(pi, charge)
         if pi["capture_method"] == "manual":
@@ -169,9 +197,12 @@ class Ledger:
             amount = int_param(params, "amount_to_capture", required=False)
             amount = pi["amount_capturable"] if amount is None else amount
             if amount > pi["amount_capturable"]:
-                raise bad_param("amount_to_capture must be less than or equal to the "
-                                "PaymentIntent's amount_capturable.", "amount_to_capture",
-                                "amount_too_large")
+                raise bad_param(
+                    "amount_to_capture must be less than or equal to the "
+                    "PaymentIntent's amount_capturable.",
+                    "amount_to_capture",
+                    "amount_too_large",
+                )
             charge = self._charges[pi["latest_charge"]]
             if charge["payment_method"] == DECLINE_AT_CAPTURE:
                 raise _card_declined(pi, charge)
@@ -185,10 +216,13 @@ class Ledger:
                 raise _unexpected_state(pi, "canceled", (*CANCELABLE, "processing"))
             released = pi["amount_capturable"]
             if pi["latest_charge"] is not None and pi["status"] == "requires_capture":
-                self._charges[pi["latest_charge"]].update(refunded=True,
-                                                          amount_refunded=released)
-            pi.update(status="canceled", amount_capturable=0, canceled_at=self.clock.now(),
-                      cancellation_reason=params.get("cancellation_reason"))
+                self._charges[pi["latest_charge"]].update(refunded=True, amount_refunded=released)
+            pi.update(
+                status="canceled",
+                amount_capturable=0,
+                canceled_at=self.clock.now(),
+                cancellation_reason=params.get("cancellation_reason"),
+            )
             self.effects.add(Effect("cancel", pi["id"], released, key))
             return self.render(pi, _expand(params))
 
@@ -199,9 +233,12 @@ class Ledger:
             if pi_id is None and charge_id is not None:
                 pi_id = self.charge(charge_id)["payment_intent"]
             if pi_id is None:
-                raise bad_param("One of the following params should be provided for this "
-                                "request: payment_intent or charge.", "payment_intent",
-                                "parameter_missing")
+                raise bad_param(
+                    "One of the following params should be provided for this "
+                    "request: payment_intent or charge.",
+                    "payment_intent",
+                    "parameter_missing",
+                )
             pi = self.intent(pi_id)
             if pi["status"] != "succeeded":
                 raise _unexpected_state(pi, "refunded", ("succeeded",))
@@ -213,32 +250,46 @@ class Ledger:
         amount = int_param(params, "amount", required=False)
         amount = remaining if amount is None else amount
         if remaining == 0:
-            raise StripeFakeError(400, "invalid_request_error",
-                                  f"Charge {charge['id']} has already been refunded.",
-                                  code="charge_already_refunded")
+            raise StripeFakeError(
+                400,
+                "invalid_request_error",
+                f"Charge {charge['id']} has already been refunded.",
+                code="charge_already_refunded",
+            )
         if amount > remaining:
-            raise StripeFakeError(400, "invalid_request_error", f"Refund amount ({amount}) is "
-                                  f"greater than unrefunded amount on charge ({remaining})",
-                                  code="amount_too_large", param="amount")
+            raise StripeFakeError(
+                400,
+                "invalid_request_error",
+                f"Refund amount ({amount}) is "
+                f"greater than unrefunded amount on charge ({remaining})",
+                code="amount_too_large",
+                param="amount",
+            )
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"]
         refund: Json = {
-            "id": new_id("re"), "object": "refund", "amount": amount,
-            "currency": charge["currency"], "charge": charge["id"], "payment_intent": pi["id"],
-            "status": "succeeded", "reason": params.get("reason"),
-            "metadata": dict(params.get("metadata") or {}), "created": self.clock.now(),
+            "id": new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "currency": charge["currency"],
+            "charge": charge["id"],
+            "payment_intent": pi["id"],
+            "status": "succeeded",
+            "reason": params.get("reason"),
+            "metadata": dict(params.get("metadata") or {}),
+            "created": self.clock.now(),
         }
         self._refunds[refund["id"]] = refund
         self.effects.add(Effect("refund", pi["id"], amount, key))
         return copy.deepcopy(refund)
 
     # --- test helpers (no HTTP) --------------------------------------------------------
-    def authorized_intent(self, amount: int, currency: str, capture_before: int | None,
-                          decline: bool) -> str:
+    def authorized_intent(
+        self, amount: int, currency: str, capture_before: int | None, decline: bool
+    ) -> str:
         """A manual-capture PaymentIntent already in `requires_capture`."""
         with self._lock:
-            params: Json = {"amount": str(amount), "currency": currency,
-                            "capture_method": "manual"}
+            params: Json = {"amount": str(amount), "currency": currency, "capture_method": "manual"}
             pi = self._intents[self.create_intent(params, None)["id"]]
             method = DECLINE_AT_CAPTURE if decline else DEFAULT_PAYMENT_METHOD
             self._authorize(pi, {"payment_method": method}, None, capture_before)

@@ -17,8 +17,12 @@ DEFAULT_PAYMENT_METHOD = "pm_card_visa"
 DECLINE_AT_CONFIRM = "pm_card_chargeDeclined"
 # Fake-only: authorizes fine, then the capture is declined (402 card_declined).
 DECLINE_AT_CAPTURE = "pm_card_chargeDeclinedOnCapture"
-CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation",
-              "requires_action")
+CANCELABLE = (
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+)
 
 
 class FakeClock:
@@ -41,8 +45,17 @@ class StripeFakeError(Exception):
     """An API error as Stripe sends it; `stored` is False for errors raised before the
     endpoint starts executing (validation), which Stripe does not keep under the key."""
 
-    def __init__(self, status: int, type_: str, message: str, *, code: str | None = None,
-                 param: str | None = None, stored: bool = True, extra: Json | None = None):
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        stored: bool = True,
+        extra: Json | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.stored = stored
@@ -89,13 +102,20 @@ def new_id(prefix: str) -> str:
 
 
 def bad_param(message: str, param: str, code: str = "parameter_invalid") -> StripeFakeError:
-    return StripeFakeError(400, "invalid_request_error", message, code=code, param=param,
-                           stored=False)
+    return StripeFakeError(
+        400, "invalid_request_error", message, code=code, param=param, stored=False
+    )
 
 
 def missing(kind: str, obj_id: str, param: str = "id") -> StripeFakeError:
-    return StripeFakeError(404, "invalid_request_error", f"No such {kind}: '{obj_id}'",
-                           code="resource_missing", param=param, stored=False)
+    return StripeFakeError(
+        404,
+        "invalid_request_error",
+        f"No such {kind}: '{obj_id}'",
+        code="resource_missing",
+        param=param,
+        stored=False,
+    )
 
 
 def int_param(params: Json, name: str, *, required: bool) -> int | None:
@@ -124,13 +144,27 @@ def str_param(params: Json, name: str, *, required: bool) -> str | None:
 
 def new_charge(pi: Json, payment_method: str, created: int, capture_before: int) -> Json:
     return {
-        "id": new_id("ch"), "object": "charge", "amount": pi["amount"], "amount_captured": 0,
-        "amount_refunded": 0, "captured": False, "refunded": False, "currency": pi["currency"],
-        "customer": pi["customer"], "payment_intent": pi["id"], "status": "succeeded",
-        "paid": True, "created": created, "livemode": False, "failure_code": None,
-        "payment_method": payment_method, "metadata": dict(pi["metadata"]),
-        "payment_method_details": {"type": "card", "card": {
-            "brand": "visa", "last4": "4242", "capture_before": capture_before}},
+        "id": new_id("ch"),
+        "object": "charge",
+        "amount": pi["amount"],
+        "amount_captured": 0,
+        "amount_refunded": 0,
+        "captured": False,
+        "refunded": False,
+        "currency": pi["currency"],
+        "customer": pi["customer"],
+        "payment_intent": pi["id"],
+        "status": "succeeded",
+        "paid": True,
+        "created": created,
+        "livemode": False,
+        "failure_code": None,
+        "payment_method": payment_method,
+        "metadata": dict(pi["metadata"]),
+        "payment_method_details": {
+            "type": "card",
+            "card": {"brand": "visa", "last4": "4242", "capture_before": capture_before},
+        },
     }
 
 
@@ -145,12 +179,22 @@ def new_intent(params: Json, created: int) -> Json:
         raise bad_param("Invalid metadata: must be a hash", "metadata")
     payment_method = str_param(params, "payment_method", required=False)
     return {
-        "id": new_id("pi"), "object": "payment_intent", "amount": amount,
-        "amount_capturable": 0, "amount_received": 0, "currency": str(currency).lower(),
-        "capture_method": capture_method, "customer": params.get("customer"),
-        "description": params.get("description"), "metadata": dict(metadata),
-        "payment_method": payment_method, "latest_charge": None, "last_payment_error": None,
-        "cancellation_reason": None, "canceled_at": None, "created": created,
+        "id": new_id("pi"),
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_received": 0,
+        "currency": str(currency).lower(),
+        "capture_method": capture_method,
+        "customer": params.get("customer"),
+        "description": params.get("description"),
+        "metadata": dict(metadata),
+        "payment_method": payment_method,
+        "latest_charge": None,
+        "last_payment_error": None,
+        "cancellation_reason": None,
+        "canceled_at": None,
+        "created": created,
         "livemode": False,
         "status": "requires_confirmation" if payment_method else "requires_payment_method",
     }

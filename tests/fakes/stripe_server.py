@@ -43,12 +43,21 @@ from tests.fakes.stripe_wire import (
 _FAULT_REPLIES: dict[FaultKind, tuple[int, str, str | None, str, str | None]] = {
     # kind: (status, error type, code, message, Stripe-Should-Retry)
     FaultKind.SERVER_ERROR_BEFORE: (500, "api_error", None, "An unknown error occurred", None),
-    FaultKind.RATE_LIMIT_RETRY: (429, "invalid_request_error", "lock_timeout",
-                                 "This object cannot be accessed right now because another "
-                                 "API request or Stripe process is currently accessing it.",
-                                 "true"),
-    FaultKind.RATE_LIMIT_NO_RETRY: (429, "invalid_request_error", "rate_limit",
-                                    "Request rate limit exceeded.", "false"),
+    FaultKind.RATE_LIMIT_RETRY: (
+        429,
+        "invalid_request_error",
+        "lock_timeout",
+        "This object cannot be accessed right now because another "
+        "API request or Stripe process is currently accessing it.",
+        "true",
+    ),
+    FaultKind.RATE_LIMIT_NO_RETRY: (
+        429,
+        "invalid_request_error",
+        "rate_limit",
+        "Request rate limit exceeded.",
+        "false",
+    ),
 }
 
 
@@ -106,23 +115,36 @@ class _Handler(BaseHTTPRequestHandler):
 class StripeFake:
     """The server plus its state; see `start()`. Effects and requests are counted apart."""
 
-    def __init__(self, api_key: str = "sk_test_fake", *, seed: int = 0, port: int = 0,
-                 fault_rate: float = 0.0, fault_kinds: Iterable[FaultKind | str] = tuple(FaultKind),
-                 idempotency_ttl: int = 24 * 3600, clock_start: float | None = None,
-                 timeout_delay: float = 2.0, slow_delay: float = 0.5) -> None:
+    def __init__(
+        self,
+        api_key: str = "sk_test_fake",
+        *,
+        seed: int = 0,
+        port: int = 0,
+        fault_rate: float = 0.0,
+        fault_kinds: Iterable[FaultKind | str] = tuple(FaultKind),
+        idempotency_ttl: int = 24 * 3600,
+        clock_start: float | None = None,
+        timeout_delay: float = 2.0,
+        slow_delay: float = 0.5,
+    ) -> None:
         self._api_key = api_key
         self.clock = FakeClock(clock_start)
         self._effects = EffectLog()
         self.ledger = Ledger(self.clock, self._effects)
         self.keys = IdempotencyStore(self.clock, idempotency_ttl)
-        self.faults = Faults(FaultPlan(seed, fault_rate, fault_kinds),
-                             timeout_delay=timeout_delay, slow_delay=slow_delay)
+        self.faults = Faults(
+            FaultPlan(seed, fault_rate, fault_kinds),
+            timeout_delay=timeout_delay,
+            slow_delay=slow_delay,
+        )
         self._requests: Counter[tuple[str, str]] = Counter()
         self._requests_lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = _Server(port, self)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="stripe-fake", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="stripe-fake", daemon=True
+        )
 
     @classmethod
     def start(cls, api_key: str = "sk_test_fake", seed: int = 0, **options: Any) -> StripeFake:
@@ -141,8 +163,12 @@ class StripeFake:
     def __enter__(self) -> StripeFake:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     @property
@@ -154,8 +180,13 @@ class StripeFake:
         return f"http://127.0.0.1:{self.port}"
 
     # --- helpers for tests (no HTTP) ---------------------------------------------------
-    def create_authorized_intent(self, amount: int, currency: str = "usd",
-                                 capture_before: int | None = None, decline: bool = False) -> str:
+    def create_authorized_intent(
+        self,
+        amount: int,
+        currency: str = "usd",
+        capture_before: int | None = None,
+        decline: bool = False,
+    ) -> str:
         """A manual-capture PaymentIntent in `requires_capture`; `decline` fails its capture."""
         return self.ledger.authorized_intent(amount, currency, capture_before, decline)
 
@@ -194,12 +225,19 @@ class StripeFake:
         if key is not None:
             headers["Idempotency-Key"] = key
         if not self._authorized(h.headers.get("Authorization")):
-            self._reply(h, 401, headers, error_body("invalid_request_error",
-                                                    "Invalid API Key provided."))
+            self._reply(
+                h, 401, headers, error_body("invalid_request_error", "Invalid API Key provided.")
+            )
             return
         if route is None:
-            self._reply(h, 404, headers, error_body(
-                "invalid_request_error", f"Unrecognized request URL ({method}: {url.path})."))
+            self._reply(
+                h,
+                404,
+                headers,
+                error_body(
+                    "invalid_request_error", f"Unrecognized request URL ({method}: {url.path})."
+                ),
+            )
             return
         fault = self.faults.choose(method, url.path, mutating=route.mutating)
         if fault in BEFORE_EFFECT:
@@ -227,12 +265,14 @@ class StripeFake:
             return False
         return hmac.compare_digest(credential.encode(), self._api_key.encode())
 
-    def _reply(self, h: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str],
-               body: Json) -> None:
+    def _reply(
+        self, h: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str], body: Json
+    ) -> None:
         send(h, status, encode(body), {**headers, "Request-Id": new_request_id()})
 
-    def _fail_before(self, h: BaseHTTPRequestHandler, fault: FaultKind,
-                     headers: dict[str, str]) -> None:
+    def _fail_before(
+        self, h: BaseHTTPRequestHandler, fault: FaultKind, headers: dict[str, str]
+    ) -> None:
         if fault is FaultKind.RESET_BEFORE:
             reset(h)
             return
@@ -241,25 +281,55 @@ class StripeFake:
             headers = {**headers, "Stripe-Should-Retry": should_retry}
         self._reply(h, status, headers, error_body(type_, message, code))
 
-    def _answer_reused_key(self, h: BaseHTTPRequestHandler, check: KeyCheck, key: str,
-                           headers: dict[str, str]) -> None:
+    def _answer_reused_key(
+        self, h: BaseHTTPRequestHandler, check: KeyCheck, key: str, headers: dict[str, str]
+    ) -> None:
         if check.outcome == "in_flight":
-            self._reply(h, 409, headers, error_body(
-                "invalid_request_error", "There is currently another in-progress request using "
-                f"this idempotent key: {key}. Please try again later.", "idempotency_key_in_use"))
+            self._reply(
+                h,
+                409,
+                headers,
+                error_body(
+                    "invalid_request_error",
+                    "There is currently another in-progress request using "
+                    f"this idempotent key: {key}. Please try again later.",
+                    "idempotency_key_in_use",
+                ),
+            )
         elif check.outcome == "mismatch":
-            self._reply(h, 400, headers, error_body(
-                "idempotency_error", "Keys for idempotent requests can only be used with the "
-                "same parameters they were first used with. Try using a key other than "
-                f"'{key}' if you meant to execute a different request."))
+            self._reply(
+                h,
+                400,
+                headers,
+                error_body(
+                    "idempotency_error",
+                    "Keys for idempotent requests can only be used with the "
+                    "same parameters they were first used with. Try using a key other than "
+                    f"'{key}' if you meant to execute a different request.",
+                ),
+            )
         else:
             stored = cast(StoredResponse, check.response)
-            send(h, stored.status, stored.body, {
-                **headers, "Request-Id": new_request_id(), "Idempotent-Replayed": "true",
-                "Original-Request": stored.request_id})
+            send(
+                h,
+                stored.status,
+                stored.body,
+                {
+                    **headers,
+                    "Request-Id": new_request_id(),
+                    "Idempotent-Replayed": "true",
+                    "Original-Request": stored.request_id,
+                },
+            )
 
-    def _execute_under_key(self, route: Route, obj_id: str, pairs: list[tuple[str, str]],
-                           key: str | None, fault: FaultKind | None) -> StoredResponse:
+    def _execute_under_key(
+        self,
+        route: Route,
+        obj_id: str,
+        pairs: list[tuple[str, str]],
+        key: str | None,
+        fault: FaultKind | None,
+    ) -> StoredResponse:
         kept: StoredResponse | None = None
         try:
             if fault is FaultKind.SLOW:
@@ -286,12 +356,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default="sk_test_fake")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fault-rate", type=float, default=0.0)
-    parser.add_argument("--fault-kinds", default=",".join(FaultKind),
-                        help="comma-separated: " + ",".join(FaultKind))
+    parser.add_argument(
+        "--fault-kinds", default=",".join(FaultKind), help="comma-separated: " + ",".join(FaultKind)
+    )
     args = parser.parse_args(argv)
     kinds = [k for k in args.fault_kinds.split(",") if k]
-    fake = StripeFake.start(args.api_key, args.seed, port=args.port,
-                            fault_rate=args.fault_rate, fault_kinds=kinds)
+    fake = StripeFake.start(
+        args.api_key, args.seed, port=args.port, fault_rate=args.fault_rate, fault_kinds=kinds
+    )
     sys.stdout.write(f"Stripe fake listening on {fake.base_url} (Ctrl-C stops)\n")
     sys.stdout.flush()
     try:

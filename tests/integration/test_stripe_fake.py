@@ -36,11 +36,15 @@ def fake() -> Iterator[StripeFake]:
     server.stop()
 
 
-def client_for(fake: StripeFake, *, timeout: float = 3.0, retries: int = 0,
-               api_key: str = API_KEY) -> stripe.StripeClient:
-    return stripe.StripeClient(api_key, base_addresses={"api": fake.base_url},
-                               max_network_retries=retries,
-                               http_client=stripe.RequestsClient(timeout=timeout))
+def client_for(
+    fake: StripeFake, *, timeout: float = 3.0, retries: int = 0, api_key: str = API_KEY
+) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        api_key,
+        base_addresses={"api": fake.base_url},
+        max_network_retries=retries,
+        http_client=stripe.RequestsClient(timeout=timeout),
+    )
 
 
 def error_json(error: stripe.StripeError) -> dict[str, Any]:
@@ -58,30 +62,48 @@ def test_create_confirm_capture_retrieve(fake: StripeFake) -> None:
     # Given a client pointed at the fake
     client = client_for(fake)
     # When a manual-capture PaymentIntent is created and confirmed, then partly captured
-    pi = client.v1.payment_intents.create({
-        "amount": 1000, "currency": "eur", "capture_method": "manual",
-        "payment_method": "pm_card_visa", "confirm": True, "metadata": {"order": "M9681118"},
-        "expand": ["latest_charge"]})
+    pi = client.v1.payment_intents.create(
+        {
+            "amount": 1000,
+            "currency": "eur",
+            "capture_method": "manual",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+            "metadata": {"order": "M9681118"},
+            "expand": ["latest_charge"],
+        }
+    )
     captured = client.v1.payment_intents.capture(pi.id, {"amount_to_capture": 600})
     read = client.v1.payment_intents.retrieve(pi.id, {"expand": ["latest_charge"]})
     # Then the states and amounts are Stripe's
     assert (pi.status, pi.amount_capturable, pi.metadata["order"]) == (
-        "requires_capture", 1000, "M9681118")
+        "requires_capture",
+        1000,
+        "M9681118",
+    )
     charge = pi.latest_charge
     assert isinstance(charge, stripe.Charge)
     card = charge.payment_method_details.card if charge.payment_method_details else None
     assert card is not None
     assert card.capture_before == pi.created + HOLD_SECONDS
     assert (captured.status, captured.amount_received, captured.amount_capturable) == (
-        "succeeded", 600, 0)
+        "succeeded",
+        600,
+        0,
+    )
     assert read.status == "succeeded"
     assert isinstance(read.latest_charge, stripe.Charge)
     assert read.latest_charge.amount_captured == 600
     assert isinstance(captured.latest_charge, str)  # not expanded unless asked
     assert [(e.kind, e.pi_id, e.amount) for e in fake.effects] == [
-        ("create", pi.id, 1000), ("capture", pi.id, 600)]
-    assert fake.requests == {("POST", "/v1/payment_intents"): 1, CAPTURE: 1,
-                             ("GET", "/v1/payment_intents/{id}"): 1}
+        ("create", pi.id, 1000),
+        ("capture", pi.id, 600),
+    ]
+    assert fake.requests == {
+        ("POST", "/v1/payment_intents"): 1,
+        CAPTURE: 1,
+        ("GET", "/v1/payment_intents/{id}"): 1,
+    }
 
 
 def test_client_sends_its_own_idempotency_key_on_every_post(fake: StripeFake) -> None:
@@ -113,16 +135,16 @@ def test_idempotent_replay_returns_same_object_without_new_effect(fake: StripeFa
     assert fake.requests[CAPTURE] == 2
 
 
-def test_same_key_with_other_parameters_or_path_is_an_idempotency_error(
-        fake: StripeFake) -> None:
+def test_same_key_with_other_parameters_or_path_is_an_idempotency_error(fake: StripeFake) -> None:
     # Given a partial capture done under a key
     pi_id = fake.create_authorized_intent(1000)
     client = client_for(fake)
     client.v1.payment_intents.capture(pi_id, {"amount_to_capture": 400}, {"idempotency_key": "k"})
     # When the key is reused with another amount, and on another endpoint
     with pytest.raises(stripe.IdempotencyError) as other_params:
-        client.v1.payment_intents.capture(pi_id, {"amount_to_capture": 500},
-                                          {"idempotency_key": "k"})
+        client.v1.payment_intents.capture(
+            pi_id, {"amount_to_capture": 500}, {"idempotency_key": "k"}
+        )
     with pytest.raises(stripe.IdempotencyError) as other_path:
         client.v1.payment_intents.cancel(pi_id, {}, {"idempotency_key": "k"})
     # Then both are refused with 400 idempotency_error and nothing else happened
@@ -137,8 +159,11 @@ def test_second_request_while_first_in_flight_gets_409(fake: StripeFake) -> None
     fake.faults.inject_next(r"/capture$", FaultKind.SLOW)
     results: list[str] = []
     options: stripe.RequestOptions = {"idempotency_key": "order:2:capture"}
-    first = threading.Thread(target=lambda: results.append(
-        client_for(fake).v1.payment_intents.capture(pi_id, {}, options).status))
+    first = threading.Thread(
+        target=lambda: results.append(
+            client_for(fake).v1.payment_intents.capture(pi_id, {}, options).status
+        )
+    )
     first.start()
     wait_until(lambda: len(fake.keys) == 1)
     # When the same key is used while the first request is still running
@@ -188,10 +213,12 @@ def test_500_before_has_no_effect_and_is_not_stored(fake: StripeFake) -> None:
     assert fake.captures_for(pi_id) == [Effect("capture", pi_id, 900, "order:4:capture")]
 
 
-@pytest.mark.parametrize(("kind", "captured"), [(FaultKind.RESET_BEFORE, 0),
-                                                (FaultKind.RESET_AFTER, 1)])
-def test_connection_reset_is_an_api_connection_error(fake: StripeFake, kind: FaultKind,
-                                                     captured: int) -> None:
+@pytest.mark.parametrize(
+    ("kind", "captured"), [(FaultKind.RESET_BEFORE, 0), (FaultKind.RESET_AFTER, 1)]
+)
+def test_connection_reset_is_an_api_connection_error(
+    fake: StripeFake, kind: FaultKind, captured: int
+) -> None:
     # Given a capture whose connection is reset before or after the effect
     pi_id = fake.create_authorized_intent(400)
     fake.faults.inject_next(r"/capture$", kind)
@@ -231,8 +258,10 @@ def test_timeout_after_effect_is_a_connection_error_with_one_effect(fake: Stripe
     assert len(fake.captures_for(pi_id)) == 1
 
 
-@pytest.mark.parametrize(("kind", "header"), [(FaultKind.RATE_LIMIT_RETRY, "true"),
-                                              (FaultKind.RATE_LIMIT_NO_RETRY, "false")])
+@pytest.mark.parametrize(
+    ("kind", "header"),
+    [(FaultKind.RATE_LIMIT_RETRY, "true"), (FaultKind.RATE_LIMIT_NO_RETRY, "false")],
+)
 def test_429_carries_should_retry_header(fake: StripeFake, kind: FaultKind, header: str) -> None:
     # Given a rate-limited capture
     pi_id = fake.create_authorized_intent(300)
@@ -284,9 +313,15 @@ def test_decline_on_confirm_is_a_card_error(fake: StripeFake) -> None:
     client = client_for(fake)
     # When a PaymentIntent is created and confirmed with it
     with pytest.raises(stripe.CardError) as declined:
-        client.v1.payment_intents.create({"amount": 500, "currency": "usd",
-                                          "capture_method": "manual", "confirm": True,
-                                          "payment_method": "pm_card_chargeDeclined"})
+        client.v1.payment_intents.create(
+            {
+                "amount": 500,
+                "currency": "usd",
+                "capture_method": "manual",
+                "confirm": True,
+                "payment_method": "pm_card_chargeDeclined",
+            }
+        )
     # Then the intent exists, waiting for another payment method
     assert declined.value.error is not None
     assert declined.value.error.payment_intent is not None
@@ -304,7 +339,9 @@ def test_cancel_after_capture_is_unexpected_state(fake: StripeFake) -> None:
         client.v1.payment_intents.cancel(pi_id)
     # Then 400 payment_intent_unexpected_state, carrying the intent's current state
     assert (refused.value.http_status, refused.value.code) == (
-        400, "payment_intent_unexpected_state")
+        400,
+        "payment_intent_unexpected_state",
+    )
     assert refused.value.error is not None
     assert refused.value.error.payment_intent is not None
     assert refused.value.error.payment_intent.status == "succeeded"
@@ -357,14 +394,18 @@ def test_refunds_partial_then_rest_then_refused(fake: StripeFake) -> None:
         client.v1.refunds.create({"payment_intent": pi_id})
     # Then two refunds exist, summing to the capture, and the charge says so
     assert (partial.amount, partial.status, rest.amount) == (300, "succeeded", 700)
-    assert (too_much.value.code, again.value.code) == ("amount_too_large",
-                                                       "charge_already_refunded")
+    assert (too_much.value.code, again.value.code) == (
+        "amount_too_large",
+        "charge_already_refunded",
+    )
     charge = fake.intent(pi_id)["latest_charge"]
     assert (charge["amount_refunded"], charge["refunded"]) == (1000, True)
     listed = client.v1.refunds.list({"payment_intent": pi_id})
     assert sorted(r.amount for r in listed.data) == [300, 700]
     assert [(e.kind, e.amount) for e in fake.effects if e.kind == "refund"] == [
-        ("refund", 300), ("refund", 700)]
+        ("refund", 300),
+        ("refund", 700),
+    ]
 
 
 def test_refund_of_uncaptured_intent_is_refused(fake: StripeFake) -> None:
@@ -438,8 +479,10 @@ def test_runs_standalone_on_a_given_port() -> None:
             assert proc.stdout is not None
             banner = proc.stdout.readline()
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/v1/payment_intents", data=b"amount=100&currency=usd",
-                headers={"Authorization": f"Bearer {API_KEY}"})
+                f"http://127.0.0.1:{port}/v1/payment_intents",
+                data=b"amount=100&currency=usd",
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            )
             with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (loopback)
                 body = json.loads(response.read())
         finally:

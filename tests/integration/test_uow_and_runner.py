@@ -161,7 +161,9 @@ def test_a_permanent_failure_is_recorded_with_its_reason_and_undone(db: Database
         row = session.get(OutboxJob, job_id)
         assert row is not None
         assert (row.status, row.attempts, row.last_error) == (
-            "failed", 1, "contract_violation: bad data",
+            "failed",
+            1,
+            "contract_violation: bad data",
         )
         assert session.scalar(select(func.count()).select_from(Customer)) == 0
     # A later delivery does not run it again.
