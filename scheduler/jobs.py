@@ -67,8 +67,8 @@ def expire_parked(rt: Runtime, now: datetime) -> str:
             intake.quarantine(
                 uow.session,
                 body=parked.body,
-                reason="unknown_order",
-                detail=f"order {parked.order_number} did not arrive in time",
+                reason="unknown_" + parked.awaits.partition(":")[0],
+                detail=f"{parked.awaits.replace(':', ' ', 1)} did not arrive in time",
                 at=now,
                 envelope_id=parked.envelope_id,
                 type_=parked.type,
