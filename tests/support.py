@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from models.db import migrate
 from models.db.engine import Database, connect
 from models.db.tables import OutboxJob, ProbeEffect
+from models.db.uow import UnitOfWork
+from tasks.ingest import IngestPolicy, Outcome, ingest_batch
 
 
 def migrated(url: str) -> Database:
@@ -45,3 +47,11 @@ def probe_counts(db: Database) -> tuple[int, int, int]:
         effects = session.scalar(select(func.count()).select_from(ProbeEffect))
         distinct = session.scalar(select(func.count(func.distinct(ProbeEffect.probe_key))))
     return int(done or 0), int(effects or 0), int(distinct or 0)
+
+
+def feed(db: Database, bodies: list[bytes], policy: IngestPolicy, at: datetime) -> list[Outcome]:
+    """Apply raw envelopes as one ingress batch at time `at`, and commit."""
+    with UnitOfWork(db, lambda: at) as uow:
+        outcomes = ingest_batch(uow, bodies, policy)
+        uow.commit()
+    return outcomes

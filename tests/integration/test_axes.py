@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,19 +14,11 @@ from models.db.uow import UnitOfWork
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus, PaymentStatus
 from tasks import ingest
 from tests import factories as f
-from tests.support import migrated
 from workers.commands.orders import iter_orders
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 COMBINATIONS = list(itertools.product(ConfirmationStatus, FulfillmentStatus, PaymentStatus))
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = migrated(db_url)
-    yield database
-    database.dispose()
 
 
 def test_every_combination_of_the_three_axes_is_representable(db: Database) -> None:

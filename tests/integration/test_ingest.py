@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,24 +16,14 @@ from tasks import ingest
 from tasks.handlers.registry import HANDLERS
 from tasks.ingest import Outcome
 from tests import factories as f
-from tests.support import migrated
+from tests import support
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = migrated(db_url)
-    yield database
-    database.dispose()
-
-
-def feed(db: Database, *bodies: bytes, at: datetime = T0, **policy: object) -> list[Outcome]:
-    with UnitOfWork(db, lambda: at) as uow:
-        outcomes = ingest.ingest_batch(uow, list(bodies), f.policy(**policy))  # type: ignore[arg-type]
-        uow.commit()
-    return outcomes
+def feed(db: Database, *bodies: bytes, accept_unsigned: bool = False) -> list[Outcome]:
+    return support.feed(db, list(bodies), f.policy(accept_unsigned=accept_unsigned), T0)
 
 
 def count(db: Database, model: type) -> int:

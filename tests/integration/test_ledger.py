@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,27 +15,17 @@ from sqlalchemy import func, select
 
 from models.db.commerce import Order, Payment
 from models.db.engine import Database
-from models.db.uow import UnitOfWork
 from tasks import ingest
 from tests import factories as f
+from tests import support
 from tests.support import migrated
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = migrated(db_url)
-    yield database
-    database.dispose()
-
-
 def feed(db: Database, *bodies: bytes) -> list[ingest.Outcome]:
-    with UnitOfWork(db, lambda: T0) as uow:
-        outcomes = ingest.ingest_batch(uow, list(bodies), f.policy())
-        uow.commit()
-    return outcomes
+    return support.feed(db, list(bodies), f.policy(), T0)
 
 
 def payment(number: str, amount: int, **fields: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,18 +12,10 @@ from models.db.engine import Database
 from models.db.outbox import claim_due
 from models.db.tables import OutboxJob
 from models.db.uow import StagedJob, UnitOfWork
-from tests.support import migrated
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 AFTER = timedelta(seconds=30)
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = migrated(db_url)
-    yield database
-    database.dispose()
 
 
 def _claim(db: Database, at: datetime, *, first_send: bool, limit: int = 100) -> list[StagedJob]:

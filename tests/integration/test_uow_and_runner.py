@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,16 +17,9 @@ from models.db.uow import StagedJob, UnitOfWork
 from models.domain.errors import PermanentError, RetryableError
 from tasks import jobs
 from tasks.runner import run_outbox_job
-from tests.support import migrated, now, probe_counts
+from tests.support import now, probe_counts
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def db(db_url: str) -> Iterator[Database]:
-    database = migrated(db_url)
-    yield database
-    database.dispose()
 
 
 class Recorder:

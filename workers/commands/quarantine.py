@@ -41,13 +41,17 @@ def preview(body: bytes) -> str:
     return text + ("…" if len(body) > PREVIEW_CHARS else "")
 
 
-def replay(session: Session, client: redis.Redis, ids: Sequence[int], now: datetime) -> int:
-    """Put held records back on the ingress stream as they were received; returns how many."""
-    rows = session.scalars(
+def _held_locked(session: Session, ids: Sequence[int]) -> Sequence[QuarantinedMessage]:
+    return session.scalars(
         select(QuarantinedMessage)
         .where(QuarantinedMessage.id.in_(ids), QuarantinedMessage.status == "held")
         .with_for_update()
     ).all()
+
+
+def replay(session: Session, client: redis.Redis, ids: Sequence[int], now: datetime) -> int:
+    """Put held records back on the ingress stream as they were received; returns how many."""
+    rows = _held_locked(session, ids)
     for row in rows:
         client.xadd(INGRESS_STREAM, {ENVELOPE_FIELD: row.body})
         row.status = "replayed"
@@ -57,11 +61,7 @@ def replay(session: Session, client: redis.Redis, ids: Sequence[int], now: datet
 
 def drop(session: Session, ids: Sequence[int]) -> int:
     """Mark held records dropped (kept for the record, never replayed)."""
-    rows = session.scalars(
-        select(QuarantinedMessage)
-        .where(QuarantinedMessage.id.in_(ids), QuarantinedMessage.status == "held")
-        .with_for_update()
-    ).all()
+    rows = _held_locked(session, ids)
     for row in rows:
         row.status = "dropped"
     return len(rows)
