@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import hmac
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -76,8 +77,11 @@ def parse_mail(mail_from: str, rcpt_tos: list[str], raw: bytes) -> ReceivedMail:
 class _Handler:
     """aiosmtpd hooks plus the state they share with the test thread (guarded by one lock)."""
 
-    def __init__(self, require_auth: tuple[str, str] | None) -> None:
+    def __init__(
+        self, require_auth: tuple[str, str] | None, tls_context: ssl.SSLContext | None = None
+    ) -> None:
         self.require_auth = require_auth
+        self.tls_context = tls_context
         self.changed = threading.Condition()
         self.messages: list[ReceivedMail] = []
         self.rejections: dict[str, tuple[int, str]] = {}
@@ -148,6 +152,8 @@ class _LoopbackController(Controller):
         auth: dict[str, Any] = {}
         if handler.require_auth is not None:
             auth = {"authenticator": handler.authenticate, "auth_require_tls": False}
+        if handler.tls_context is not None:
+            auth["tls_context"] = handler.tls_context  # offers STARTTLS
         super().__init__(
             handler, hostname=HOST, port=sock.getsockname()[1], server_hostname="localhost", **auth
         )
@@ -181,10 +187,17 @@ class SmtpSink:
         self.port = port
 
     @classmethod
-    def start(cls, port: int = 0, *, require_auth: tuple[str, str] | None = None) -> SmtpSink:
-        """Listen on 127.0.0.1:`port` (0 picks a free port) until `stop()`."""
+    def start(
+        cls,
+        port: int = 0,
+        *,
+        require_auth: tuple[str, str] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> SmtpSink:
+        """Listen on 127.0.0.1:`port` (0 picks a free port) until `stop()`; with a server
+        `tls_context`, STARTTLS is offered."""
         sock = _bind(port)
-        sink = cls(_Handler(require_auth), sock.getsockname()[1])
+        sink = cls(_Handler(require_auth, tls_context), sock.getsockname()[1])
         sink._run(sock)
         return sink
 

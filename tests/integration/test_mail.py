@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+import trustme
 
 from models.domain.errors import PermanentError, RetryableError
 from workers import mail
@@ -62,3 +65,30 @@ def test_a_server_that_is_down_is_retryable(sink: SmtpSink) -> None:
         mail.send(mail.parse_smtp_url(sink.url), _email())
     assert caught.value.reason == "smtp_unreachable"
     assert sink.count() == 0
+
+
+def test_starttls_with_auth_delivers_over_an_encrypted_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a server offering STARTTLS with a certificate from a test CA the client trusts
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    with SmtpSink.start(require_auth=("desk", "pw"), tls_context=server_context) as sink:
+        # When sending with smtp+starttls://
+        mail.send(mail.parse_smtp_url(f"smtp+starttls://desk:pw@127.0.0.1:{sink.port}"), _email())
+        # Then it arrived
+        assert [m.rcpt_tos for m in sink.messages] == [["ada@example.com"]]
+
+
+def test_starttls_refuses_a_certificate_it_cannot_verify(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    with SmtpSink.start(tls_context=server_context) as sink:
+        with pytest.raises(RetryableError) as caught:
+            mail.send(mail.parse_smtp_url(f"smtp+starttls://127.0.0.1:{sink.port}"), _email())
+        assert caught.value.reason == "smtp_unreachable"
+        assert sink.count() == 0
