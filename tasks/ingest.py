@@ -192,7 +192,14 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
     pending = [key]
     while pending:
         for parked in intake.take_parked(uow.session, pending.pop(0)):
-            message = decode(parked.body, max(policy.max_bytes, len(parked.body)))
+            identity = (parked.envelope_id, parked.type)
+            try:
+                message = decode(parked.body, max(policy.max_bytes, len(parked.body)))
+            except RejectedMessage as rejected:  # e.g. its version was retired while it waited
+                intake.forget(uow.session, parked.envelope_id)
+                code, detail = rejected.reason_code.value, rejected.detail
+                _quarantine(uow, parked.body, code, detail, identity)
+                continue
             savepoint = uow.session.begin_nested()
             try:
                 created = apply(uow, message)
@@ -206,7 +213,6 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
                 savepoint.rollback()
                 # Forgotten by the inbox, so that a replay from the quarantine can apply it.
                 intake.forget(uow.session, parked.envelope_id)
-                identity = (parked.envelope_id, parked.type)
                 _quarantine(uow, parked.body, refused.reason, refused.detail, identity)
                 continue
             if created is not None:

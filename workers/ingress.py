@@ -68,6 +68,10 @@ class IngressConsumer(threading.Thread):
                 log.warning("ingress paused: %s", type(error).__name__)
                 next_claim = 0.0
                 self.stop_event.wait(ERROR_PAUSE_S)
+            except Exception:  # a bug must not silently end this consumer
+                log.exception("ingress batch failed; its entries will be delivered again")
+                next_claim = 0.0
+                self.stop_event.wait(ERROR_PAUSE_S)
         self.client.close()
 
     def _resolve(self) -> None:
