@@ -6,6 +6,8 @@ A service that cannot be had skips the test, except in CI (`CI=true`) where it f
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -43,11 +45,15 @@ def _need(get: Callable[[], _T]) -> _T:
 
 
 @pytest.fixture(scope="session")
-def service_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceBed]:
+def service_bed() -> Iterator[ServiceBed]:
     """Starts servers lazily, on first use, and stops them at the end of the session."""
-    bed = ServiceBed(tmp_path_factory.mktemp("services"))
+    # Not under pytest's basetemp: another pytest session on the machine resets those folders
+    # to mode 0700, and PostgreSQL (running as an unprivileged user) then cannot restart.
+    workdir = Path(tempfile.mkdtemp(prefix="orderflow-services-"))
+    bed = ServiceBed(workdir)
     yield bed
     bed.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
