@@ -1,6 +1,6 @@
 """Bench runner: starts its own Redis and PostgreSQL, runs the scenarios, writes RESULTS.md.
 
-    uv run python -m bench.run [--messages N] [--only NAME ...]
+    uv run python -m bench.run [--messages N] [--orders N] [--payments N] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from bench.baseline import BenchContext, ResultRow, drain_seconds
 from bench.ingress import ingress_scenario
+from bench.ledger import ledger_scenario
 from tests.services import PostgresServer, RedisServer
 
 Scenario = Callable[[BenchContext], list[ResultRow]]
@@ -54,24 +56,30 @@ def baseline_scenario(ctx: BenchContext) -> list[ResultRow]:
 SCENARIOS: dict[str, Scenario] = {
     "baseline": baseline_scenario,
     "ingress": ingress_scenario,
+    "ledger": ledger_scenario,
 }
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--messages", type=int, default=5000, help="messages per measurement")
+    parser.add_argument("--orders", type=int, default=10_000, help="orders the ledger pays")
+    parser.add_argument("--payments", type=int, default=100_000, help="ledger payments")
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS),
                         help="run only this scenario (repeatable)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="report file to write")
     args = parser.parse_args(argv)
-    if args.messages < 1:
-        parser.error("--messages must be at least 1")
+    for option in ("messages", "orders", "payments"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option} must be at least 1")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     names = args.only or list(SCENARIOS)
+    sized = partial(ledger_scenario, orders=args.orders, payments=args.payments)
+    scenarios: dict[str, Scenario] = {**SCENARIOS, "ledger": sized}
     console = Console(width=None if sys.stdout.isatty() else 130)
     with tempfile.TemporaryDirectory(prefix="orderflow-bench-") as workdir:
         redis_server = RedisServer.start(Path(workdir))
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             rows: list[ResultRow] = []
             for name in names:
                 console.print(f"[bold]running {name}[/] ({args.messages} messages)")
-                rows.extend(SCENARIOS[name](ctx))
+                rows.extend(scenarios[name](ctx))
             machine = describe_machine(redis_server, postgres_server)
         finally:
             redis_server.stop()
