@@ -47,7 +47,7 @@ def issue_invoice(uow: UnitOfWork, message: DecodedMessage) -> None:
         Invoice(
             order_id=order.id,
             amount=data.amount,
-            issued_at=data.issued_at or now,
+            issued_at=data.issued_at or message.envelope.occurred_at,
             envelope_id=str(message.envelope.id),
         )
     )
