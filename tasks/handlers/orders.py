@@ -1,4 +1,4 @@
-"""Order messages: placed, accepted, confirmed, lines changed, archived."""
+"""Order messages: accepted, confirmed, lines changed, archived (placing is in placing.py)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,20 @@ from models.db.uow import UnitOfWork
 from models.domain.confirmation import advance
 from models.domain.notifications import ORDER_CONFIRMED
 from models.domain.orders import (
-    LineSpec,
     check_lines_may_change,
     order_total,
 )
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus
 from tasks import notify
 from tasks.handlers.base import require_order
+from tasks.handlers.placing import line_specs
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderArchivedV1
 from tasks.messages.v1.orders import (
     OrderAcceptedV1,
     OrderConfirmedV1,
     OrderLinesChangedV1,
-    OrderLineV1,
 )
-
-
-def _specs(lines: list[OrderLineV1]) -> list[LineSpec]:
-    return [LineSpec(x.sku, x.quantity, x.unit_price, x.is_insert) for x in lines]
 
 
 def _advance(uow: UnitOfWork, message: DecodedMessage, reported: ConfirmationStatus) -> None:
@@ -73,7 +68,7 @@ def change_lines(uow: UnitOfWork, message: DecodedMessage) -> None:
         fulfillment=FulfillmentStatus(order.fulfillment_status),
         archived=order.archived,
     )
-    lines = _specs(data.lines)
+    lines = line_specs(data.lines)
     replace_lines(uow.session, order.id, lines)
     before, order.total = order.total, order_total(lines)
     order.updated_at = uow.clock()

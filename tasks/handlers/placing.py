@@ -23,7 +23,7 @@ from models.domain.orders import LineSpec, initial_hold, order_total
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus, PaymentMethod
 from tasks.handlers.base import Awaiting
 from tasks.messages.catalogue import DecodedMessage
-from tasks.messages.v1.orders import OrderPlacedV1
+from tasks.messages.v1.orders import OrderLineV1, OrderPlacedV1
 
 
 def calendar_of(manufacturer: Manufacturer) -> BusinessCalendar:
@@ -44,15 +44,16 @@ def _data(message: DecodedMessage) -> OrderPlacedV1:
     return data
 
 
-def _specs(data: OrderPlacedV1) -> list[LineSpec]:
-    return [LineSpec(x.sku, x.quantity, x.unit_price, x.is_insert) for x in data.lines]
+def line_specs(lines: Sequence[OrderLineV1]) -> list[LineSpec]:
+    """Message lines as the domain sees them."""
+    return [LineSpec(x.sku, x.quantity, x.unit_price, x.is_insert) for x in lines]
 
 
 def order_row(data: OrderPlacedV1, manufacturer: Manufacturer, now: datetime) -> dict[str, Any]:
     """Every column of a new order."""
     method = PaymentMethod(data.payment_method.value)
     hold = initial_hold(method)
-    total = order_total(_specs(data))
+    total = order_total(line_specs(data.lines))
     return {
         "number": data.number, "parent_id": None, "customer_id": data.customer.id,
         "manufacturer_id": manufacturer.id, "currency": data.currency, "total": total,
@@ -75,7 +76,7 @@ def line_rows(order_id: int, data: OrderPlacedV1) -> list[dict[str, Any]]:
     return [
         {"order_id": order_id, "position": position, "sku": line.sku, "quantity": line.quantity,
          "unit_price": line.unit_price, "is_insert": line.is_insert}
-        for position, line in enumerate(_specs(data), start=1)
+        for position, line in enumerate(line_specs(data.lines), start=1)
     ]  # fmt: skip
 
 
