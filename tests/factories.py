@@ -31,11 +31,18 @@ def data(type_: str, **overrides: Any) -> dict[str, Any]:
 
 
 def envelope(
-    type_: str, *, signed: bool = True, envelope_id: str | None = None, **fields: Any
+    type_: str,
+    *,
+    signed: bool = True,
+    envelope_id: str | None = None,
+    occurred_at: str | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
     """A fresh envelope of `type_` whose data is the sample's with `fields` overridden."""
     raw = copy.deepcopy(_sample(type_))
     raw["id"] = envelope_id or str(uuid.uuid4())
+    if occurred_at is not None:
+        raw["occurred_at"] = occurred_at
     raw["data"] = data(type_, **fields)
     return sign(raw, KEY_ID, SECRET) if signed else raw
 
@@ -62,3 +69,8 @@ def policy(
     return IngestPolicy(
         max_bytes=256 * 1024, keys=KEYS, accept_unsigned=accept_unsigned, park_for=park_for
     )
+
+
+def resign(raw: dict[str, Any]) -> dict[str, Any]:
+    """The envelope signed again after a test changed it."""
+    return sign({k: v for k, v in raw.items() if k != "signature"}, KEY_ID, SECRET)

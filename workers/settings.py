@@ -78,7 +78,7 @@ class Settings(BaseSettings):
         default=256 * 1024, ge=1024, description="Larger envelopes are quarantined."
     )
     ingress_consumers: int = Field(
-        default=1, ge=0, le=16, description="Ingress consumer threads per worker process."
+        default=2, ge=0, le=16, description="Ingress consumer threads per worker process."
     )
     ingress_batch: int = Field(
         default=100, ge=1, le=1000, description="Envelopes applied per transaction."

@@ -58,6 +58,9 @@ class Order(Base):
     confirmation_overdue: Mapped[bool] = mapped_column(default=False)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fulfillment_status: Mapped[str] = mapped_column(String(16), default="unfulfilled")
+    # When the producer says the current fulfillment status happened (envelope occurred_at):
+    # an older change that arrives later is history, not a transition.
+    fulfillment_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     payment_status: Mapped[str] = mapped_column(String(24), default="pending")
     hold_state: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     invoiced: Mapped[int] = mapped_column(BigInteger, default=0)

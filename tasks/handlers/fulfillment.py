@@ -1,7 +1,15 @@
-"""`order.fulfillment_changed`: move the fulfillment axis along a legal transition."""
+"""Fulfillment messages: `order.fulfillment_changed` and `order.shipped`.
+
+Changes are ordered by when they happened (the envelope's `occurred_at`), not by when they
+arrive: a change older than the current status is recorded and told to the customer, but does
+not move the status back. Only a newer change must be a legal transition.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from models.db.commerce import Order
 from models.db.orders import record
 from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
@@ -14,24 +22,43 @@ from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderFulfillmentChangedV1, OrderShippedV1
 
 
+def _move(
+    uow: UnitOfWork,
+    order: Order,
+    message: DecodedMessage,
+    target: FulfillmentStatus,
+    extra: dict[str, Any],
+    *,
+    notify_customer: bool,
+) -> str:
+    """Apply (or, if it is older than the current status, record) a change; the summary."""
+    before = FulfillmentStatus(order.fulfillment_status)
+    happened = message.envelope.occurred_at
+    late = order.fulfillment_changed_at is not None and happened < order.fulfillment_changed_at
+    if late:
+        summary = f"{target.value} happened before {before.value} (arrived late): status kept"
+    elif check_transition(before, target):
+        order.fulfillment_status = target.value
+        order.fulfillment_changed_at = happened
+        summary = f"fulfillment {before.value} -> {target.value}"
+    else:
+        return f"fulfillment stays {before.value}"
+    order.updated_at = uow.clock()
+    template = fulfillment_template(before, target)
+    if template is not None and notify_customer:
+        notify.stage(uow, order, template, str(message.envelope.id), extra)
+    return summary
+
+
 def change_fulfillment(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Apply the new status, or refuse an illegal move (and change nothing)."""
     data = message.data
     assert isinstance(data, OrderFulfillmentChangedV1)
     order = require_order(uow, data.number)
-    before = FulfillmentStatus(order.fulfillment_status)
     target = FulfillmentStatus(data.status.value)
-    now = uow.clock()
-    if check_transition(before, target):
-        order.fulfillment_status = target.value
-        order.updated_at = now
-        summary = f"fulfillment {before.value} -> {target.value}"
-        template = fulfillment_template(before, target)
-        if template is not None and data.notify_customer:
-            notify.stage(uow, order, template, str(message.envelope.id), {"note": data.note})
-    else:
-        summary = f"fulfillment stays {before.value}"
-    record(uow.session, order, now, "order.fulfillment_changed", summary,
+    summary = _move(uow, order, message, target, {"note": data.note},
+                    notify_customer=data.notify_customer)  # fmt: skip
+    record(uow.session, order, uow.clock(), "order.fulfillment_changed", summary,
            details={"note": data.note}, envelope_id=str(message.envelope.id))  # fmt: skip
 
 
@@ -46,21 +73,13 @@ def ship_order(uow: UnitOfWork, message: DecodedMessage) -> None:
     order = require_order(uow, data.number)
     if order.payment_method == PaymentMethod.STRIPE_CARD.value:
         raise PermanentError("no_handler", "capture on shipment is not available yet")
-    before = FulfillmentStatus(order.fulfillment_status)
-    now = uow.clock()
-    changed = check_transition(before, FulfillmentStatus.SHIPPED)
     order.tracking_numbers = list(dict.fromkeys([*order.tracking_numbers, *data.tracking_numbers]))
     order.carrier = data.carrier or order.carrier
-    order.fulfillment_status = FulfillmentStatus.SHIPPED.value
-    order.updated_at = now
-    if changed and data.notify_customer:
-        extra = {
-            "note": data.note,
-            "carrier": order.carrier,
-            "tracking_numbers": order.tracking_numbers,
-        }
-        notify.stage(uow, order, "fulfillment_shipped", str(message.envelope.id), extra)
-    record(uow.session, order, now, "order.shipped",
-           f"shipped with {', '.join(data.tracking_numbers) or 'no tracking'}",
+    tracking_numbers = order.tracking_numbers
+    extra = {"note": data.note, "carrier": order.carrier, "tracking_numbers": tracking_numbers}
+    summary = _move(uow, order, message, FulfillmentStatus.SHIPPED, extra,
+                    notify_customer=data.notify_customer)  # fmt: skip
+    tracking = ", ".join(data.tracking_numbers) or "no tracking"
+    record(uow.session, order, uow.clock(), "order.shipped", f"{summary}; tracking {tracking}",
            details={"carrier": data.carrier, "note": data.note},
            envelope_id=str(message.envelope.id))  # fmt: skip

@@ -63,7 +63,7 @@ def order_row(data: OrderPlacedV1, manufacturer: Manufacturer, now: datetime) ->
             data.placed_at, calendar_of(manufacturer), manufacturer.sla_business_days
         ),
         "confirmation_overdue": False, "confirmed_at": None,
-        "fulfillment_status": FulfillmentStatus.UNFULFILLED.value,
+        "fulfillment_status": FulfillmentStatus.UNFULFILLED.value, "fulfillment_changed_at": None,
         "payment_status": payment_status(totals(total, [], []), hold).value,
         "hold_state": hold.value, "invoiced": 0, "paid": 0, "outstanding_balance": 0,
         "archived": False, "lines_locked": False, "download_allowed": False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -32,9 +33,9 @@ def _customer(i: int) -> dict[str, str]:
 
 
 def _changes(i: int) -> list[dict[str, Any]]:
-    """Four changes for order N{i}: processing, paid, shipped, fulfilled."""
+    """Four changes for order N{i}: processing, paid, shipped, fulfilled, one second apart."""
     number = f"N{i}"
-    return [
+    changes = [
         f.envelope("order.fulfillment_changed", number=number, status="processing",
                    note=f"packing note {i}"),
         f.envelope("payment.recorded", number=number, amount=25_800, method="offline"),
@@ -42,6 +43,12 @@ def _changes(i: int) -> list[dict[str, Any]]:
                    carrier="DHL", note=f"ship note {i}"),
         f.envelope("order.fulfillment_changed", number=number, status="fulfilled", note=None),
     ]  # fmt: skip
+    start = datetime(2026, 3, 4, 12, 0, tzinfo=UTC) + timedelta(seconds=10 * i)
+    for step, change in enumerate(changes):
+        # Re-signed: occurred_at is part of what the signature covers.
+        change["occurred_at"] = (start + timedelta(seconds=step)).isoformat()
+        changes[step] = f.resign(change)
+    return changes
 
 
 def _publish_twice(stack: Stack, envelopes: list[dict[str, Any]]) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from models.db.commerce import Order, Payment
 from models.db.engine import Database
+from models.db.machinery import Notification
 from tasks import ingest
 from tests import factories as f
 from tests import support
@@ -148,3 +149,30 @@ def test_replaying_in_any_order_with_duplicates_gives_the_same_state(
     invoiced = sum(a for k, a in steps if k == "invoice")
     paid = sum(a for k, a in steps if k == "payment")
     assert results[0][:3] == (invoiced, paid, invoiced - paid)
+
+
+def test_a_fulfillment_change_that_happened_earlier_but_arrives_later_is_recorded_not_applied(
+    db: Database,
+) -> None:
+    # Given an order that is fulfilled (happened at 12:03)
+    place(db, "O1", payment_method="offline", stripe_payment_intent_id=None)
+
+    def change(status: str, minute: int) -> bytes:
+        return f.body(f.envelope("order.fulfillment_changed", number="O1", status=status,
+                                 occurred_at=f"2026-03-04T12:0{minute}:00Z"))  # fmt: skip
+
+    shipped = f.body(f.envelope("order.shipped", number="O1", tracking_numbers=["T1"],
+                                occurred_at="2026-03-04T12:02:00Z"))  # fmt: skip
+    feed(db, change("processing", 1), change("fulfilled", 3))
+    # When the shipment (12:02) arrives after it, and then a newer illegal change (12:04)
+    outcomes = feed(db, shipped, change("on_hold", 4))
+    # Then the shipment is recorded with its tracking and email but the status stays fulfilled,
+    # while the newer illegal move is still refused
+    assert [(o.result, o.reason) for o in outcomes] == [
+        ("applied", ""), ("quarantined", "illegal_transition"),
+    ]  # fmt: skip
+    with db.sessions() as session:
+        order = session.scalars(select(Order)).one()
+        kinds = sorted(session.scalars(select(Notification.kind)))
+    assert (order.fulfillment_status, order.tracking_numbers) == ("fulfilled", ["T1"])
+    assert kinds == ["fulfillment_fulfilled", "fulfillment_processing", "fulfillment_shipped"]
