@@ -62,16 +62,10 @@ def expire_parked(rt: Runtime, now: datetime) -> str:
     with rt.new_uow() as uow:
         expired = intake.take_expired_parked(uow.session, now, limit=RELAY_BATCH)
         for parked in expired:
-            # Forgotten by the inbox so that a replay from the quarantine can apply it.
-            intake.forget(uow.session, parked.envelope_id)
-            intake.quarantine(
-                uow.session,
-                body=parked.body,
-                reason="unknown_" + parked.awaits.partition(":")[0],
-                detail=f"{parked.awaits.replace(':', ' ', 1)} did not arrive in time",
-                at=now,
-                envelope_id=parked.envelope_id,
-                type_=parked.type,
+            kind, _, ident = parked.awaits.partition(":")
+            detail = f"{kind} {ident} did not arrive in time"
+            intake.unpark_to_quarantine(
+                uow.session, parked, reason=f"unknown_{kind}", detail=detail, at=now
             )
         uow.commit()
     return f"expired={len(expired)}"

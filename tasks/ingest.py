@@ -192,13 +192,11 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
     pending = [key]
     while pending:
         for parked in intake.take_parked(uow.session, pending.pop(0)):
-            identity = (parked.envelope_id, parked.type)
             try:
                 message = decode(parked.body, max(policy.max_bytes, len(parked.body)))
             except RejectedMessage as rejected:  # e.g. its version was retired while it waited
-                intake.forget(uow.session, parked.envelope_id)
-                code, detail = rejected.reason_code.value, rejected.detail
-                _quarantine(uow, parked.body, code, detail, identity)
+                intake.unpark_to_quarantine(uow.session, parked, reason=rejected.reason_code.value,
+                                            detail=rejected.detail, at=uow.clock())  # fmt: skip
                 continue
             savepoint = uow.session.begin_nested()
             try:
@@ -211,9 +209,8 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
                 continue
             except PermanentError as refused:
                 savepoint.rollback()
-                # Forgotten by the inbox, so that a replay from the quarantine can apply it.
-                intake.forget(uow.session, parked.envelope_id)
-                _quarantine(uow, parked.body, refused.reason, refused.detail, identity)
+                intake.unpark_to_quarantine(uow.session, parked, reason=refused.reason,
+                                            detail=refused.detail, at=uow.clock())  # fmt: skip
                 continue
             if created is not None:
                 pending.append(created)

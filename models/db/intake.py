@@ -72,6 +72,23 @@ def park(
     )
 
 
+def unpark_to_quarantine(
+    session: Session, parked: ParkedMessage, *, reason: str, detail: str, at: datetime
+) -> None:
+    """Quarantine a message taken from parking, and drop it from the inbox so that a replay
+    from the quarantine applies it instead of being taken for a duplicate."""
+    forget(session, parked.envelope_id)
+    quarantine(
+        session,
+        body=parked.body,
+        reason=reason,
+        detail=detail,
+        at=at,
+        envelope_id=parked.envelope_id,
+        type_=parked.type,
+    )
+
+
 def keys_with_parked(session: Session, keys: Sequence[str]) -> list[str]:
     """Which of these keys have messages waiting (one query for a whole batch)."""
     if not keys:

@@ -15,11 +15,8 @@ def insert_ignore(
     session: Session, model: type[Base], values: dict[str, Any], conflict_on: list[str]
 ) -> Any | None:
     """Insert one row unless `conflict_on` already exists; its primary key if this call did."""
-    table = cast(Table, model.__table__)
-    stmt = _dialect_insert(session, table).values(values)
-    stmt = stmt.on_conflict_do_nothing(index_elements=conflict_on)
-    stmt = stmt.returning(*table.primary_key.columns)
-    return session.execute(stmt).scalar_one_or_none()
+    inserted = insert_many_ignore(session, model, [values], conflict_on)
+    return inserted[0] if inserted else None
 
 
 def _dialect_insert(session: Session, table: Table) -> Any:

@@ -19,8 +19,6 @@ FULFILLMENT_TEMPLATES: dict[F, str] = {
     F.FULFILLED: "fulfillment_fulfilled",
 }
 ORDER_CONFIRMED = "order_confirmed"
-BACKORDER_SPLIT = "backorder_split"
-BACKORDER_RELEASED = "backorder_released"
 
 
 def payment_template(before: P, after: P) -> str | None:

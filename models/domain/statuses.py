@@ -52,11 +52,3 @@ class BacklogKind(StrEnum):
 
     REGULAR = "regular"
     PAID = "paid"
-
-
-class JobStatus(StrEnum):
-    """Lifecycle of an outbox job."""
-
-    PENDING = "pending"
-    DONE = "done"
-    FAILED = "failed"
