@@ -12,7 +12,7 @@ from models.db import migrate
 from models.db.engine import Database, connect
 from models.db.uow import StagedJob, UnitOfWork
 from tasks.runner import RunResult, run_outbox_job
-from workers import embedded, notifier
+from workers import egress, embedded, notifier
 from workers.actors import JOB_MAX_ATTEMPTS, declare_actors, enqueue_staged
 from workers.broker import build_broker
 from workers.settings import Settings
@@ -58,6 +58,7 @@ class Runtime:
     def declare_actors(self) -> None:
         """Bind the job actors to this runtime's broker (worker processes only)."""
         notifier.register(self.settings)
+        egress.register(self.broker.client, self.settings.egress_max_len)
         declare_actors(self.broker, self.run_job)
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -47,6 +48,20 @@ class Settings(BaseSettings):
         default="", description="Folder whose templates override the built-in ones."
     )
     desk_email: str = Field(default="desk@orderflow.invalid", description="Order desk address.")
+    oem_webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="Secret that signs webhook messages to manufacturers."
+    )
+    reminder_share: float = Field(
+        default=0.75,
+        gt=0,
+        lt=1,
+        description="Remind the desk when this share of the confirmation window has passed.",
+    )
+    hold_warning_h: float = Field(
+        default=24.0, gt=0, description="Warn the desk this long before a card hold expires."
+    )
+    webhook_host: str = Field(default="127.0.0.1", description="Stripe webhook endpoint host.")
+    webhook_port: int = Field(default=8088, ge=1, le=65535, description="Its port.")
     signing_keys: SecretStr = Field(
         default=SecretStr(""),
         description="Comma-separated key_id:secret pairs; the first signs, all verify.",
@@ -90,6 +105,15 @@ class Settings(BaseSettings):
     )
     ingress_max_deliveries: int = Field(
         default=5, ge=1, description="Quarantine an envelope delivered this often unapplied."
+    )
+    egress_max_len: int = Field(
+        default=1_000_000,
+        ge=1000,
+        description="The egress stream keeps about this many newest events.",
+    )
+    backorder_policy: Literal["skip_blocked", "strict"] = Field(
+        default="skip_blocked",
+        description="Restock release: skip a blocked backorder, or stop at it (strict).",
     )
     park_for_s: float = Field(
         default=86_400.0,

@@ -39,6 +39,12 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200))
 
 
+_AWAITING_CONFIRMATION = (
+    "confirmation_status <> 'confirmed' AND NOT confirmation_overdue AND NOT archived"
+    " AND fulfillment_status <> 'cancelled'"
+)
+
+
 class Order(Base):
     """An order with its three independent status axes and stored derived figures."""
 
@@ -56,6 +62,9 @@ class Order(Base):
     confirmation_status: Mapped[str] = mapped_column(String(16), default="new")
     confirmation_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmation_overdue: Mapped[bool] = mapped_column(default=False)
+    confirmation_overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the desk is reminded (a share of the window); cleared once the reminder is staged.
+    confirmation_remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fulfillment_status: Mapped[str] = mapped_column(String(16), default="unfulfilled")
     # When the producer says the current fulfillment status happened (envelope occurred_at):
@@ -75,13 +84,27 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        # The SLA scan reads only open orders, so a partial index stays small however many
-        # confirmed or archived orders pile up.
+        # The SLA scan reads only orders still waiting for a first breach, so the partial
+        # index stays small however many confirmed, breached or archived orders pile up.
         Index(
             "ix_orders_open_deadline",
             "confirmation_deadline",
-            postgresql_where=text("confirmation_status <> 'confirmed' AND NOT archived"),
-            sqlite_where=text("confirmation_status <> 'confirmed' AND NOT archived"),
+            postgresql_where=text(_AWAITING_CONFIRMATION),
+            sqlite_where=text(_AWAITING_CONFIRMATION),
+        ),
+        Index(
+            "ix_orders_due_reminder",
+            "confirmation_remind_at",
+            postgresql_where=text("confirmation_remind_at IS NOT NULL"),
+            sqlite_where=text("confirmation_remind_at IS NOT NULL"),
+        ),
+        # Restocks walk the waiting backorders oldest first.
+        Index(
+            "ix_orders_backordered",
+            "placed_at",
+            "id",
+            postgresql_where=text("fulfillment_status = 'backordered'"),
+            sqlite_where=text("fulfillment_status = 'backordered'"),
         ),
     )
 
@@ -97,7 +120,7 @@ class OrderLine(Base):
     quantity: Mapped[int]
     unit_price: Mapped[int] = mapped_column(BigInteger)
     is_insert: Mapped[bool] = mapped_column(default=False)
-    __table_args__ = (UniqueConstraint("order_id", "position"),)
+    __table_args__ = (UniqueConstraint("order_id", "position"), Index("ix_order_lines_sku", "sku"))
 
 
 class Inventory(Base):
@@ -107,6 +130,45 @@ class Inventory(Base):
     sku: Mapped[str] = mapped_column(String(64), primary_key=True)
     on_hand: Mapped[int] = mapped_column(default=0)
     reserved: Mapped[int] = mapped_column(default=0)
+
+
+class StockReservation(Base):
+    """Stock held for one order's SKU until it ships (or is cancelled)."""
+
+    __tablename__ = "stock_reservations"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    sku: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("order_id", "sku"),)
+
+
+class Restock(Base):
+    """One `inventory.received` and what its release run decided."""
+
+    __tablename__ = "restocks"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(String(64), index=True)
+    quantity: Mapped[int]
+    policy: Mapped[str] = mapped_column(String(16))
+    considered: Mapped[int] = mapped_column(default=0)
+    released: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    available_after: Mapped[int] = mapped_column(default=0)
+    envelope_id: Mapped[str | None] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RestockDecision(Base):
+    """Why one restock released or skipped one backorder."""
+
+    __tablename__ = "restock_decisions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    restock_id: Mapped[int] = mapped_column(ForeignKey("restocks.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
 
 
 class Invoice(Base):

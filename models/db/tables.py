@@ -14,6 +14,9 @@ from models.db.commerce import (
     Order,
     OrderLine,
     Payment,
+    Restock,
+    RestockDecision,
+    StockReservation,
 )
 from models.db.machinery import (
     ExternalOperation,
@@ -46,6 +49,9 @@ __all__ = [
     "Payment",
     "ProbeEffect",
     "QuarantinedMessage",
+    "Restock",
+    "RestockDecision",
     "SchedulerRun",
+    "StockReservation",
     "TimelineEvent",
 ]

@@ -1,0 +1,47 @@
+"""The `egress.publish` job: append one event to the egress stream, at most once per event id.
+
+A script sets a per-event marker and appends in one atomic step, so a job re-run after a
+crash (the append done, the outbox row not yet marked) does not append the event again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from models.db.uow import UowFactory
+from tasks.egress import PUBLISH_JOB
+from tasks.jobs import external_job
+from workers.streams import EGRESS_STREAM
+
+EVENT_FIELD = "event"
+SENT_MARKER_TTL_S = 7 * 24 * 3600
+_APPEND_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[1])
+end
+return false
+"""
+
+
+def sent_marker(event_id: str) -> str:
+    """The key that records that an event was appended."""
+    return f"{EGRESS_STREAM}:sent:{event_id}"
+
+
+def append_once(client: redis.Redis, event: dict[str, Any], max_len: int) -> bool:
+    """Append `event` unless an event with its id was appended before; True when appended."""
+    body = json.dumps(event, separators=(",", ":"), sort_keys=True)
+    keys = [EGRESS_STREAM, sent_marker(str(event["id"]))]
+    return bool(client.eval(_APPEND_ONCE, 2, *keys, body, SENT_MARKER_TTL_S, max_len))
+
+
+def register(client: redis.Redis, max_len: int) -> None:
+    """Register the publish job with this process's Redis connection."""
+
+    @external_job(PUBLISH_JOB)
+    def publish(new_uow: UowFactory, payload: dict[str, Any]) -> None:
+        del new_uow  # the outbox row is the whole record; nothing else to write
+        append_once(client, payload["event"], max_len)
