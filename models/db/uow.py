@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -38,8 +38,12 @@ class UnitOfWork:
         clock: Clock,
         publisher: Publisher | None = None,
         redeliver_after: timedelta = timedelta(seconds=30),
+        options: Mapping[str, str] | None = None,
     ) -> None:
         self.db = db
+        # Process configuration that handlers may read (e.g. the backorder release policy);
+        # handlers cannot import the settings layer, so the composition root passes it in.
+        self.options: Mapping[str, str] = options or {}
         self.clock = clock
         self._publisher = publisher
         self._redeliver_after = redeliver_after

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.db import stock
 from models.db.commerce import Order
 from models.db.orders import record
 from models.db.uow import UnitOfWork
@@ -41,6 +42,7 @@ def _move(
         order.fulfillment_status = target.value
         order.fulfillment_changed_at = happened
         summary = f"fulfillment {before.value} -> {target.value}"
+        _settle_reserved_stock(uow, order, target)
     else:
         return f"fulfillment stays {before.value}"
     order.updated_at = uow.clock()
@@ -48,6 +50,14 @@ def _move(
     if template is not None and notify_customer:
         notify.stage(uow, order, template, str(message.envelope.id), extra)
     return summary
+
+
+def _settle_reserved_stock(uow: UnitOfWork, order: Order, target: FulfillmentStatus) -> None:
+    """Stock held for the order leaves with the goods, or goes back when it is cancelled."""
+    if target is FulfillmentStatus.SHIPPED:
+        stock.ship_reserved(uow.session, order.id)
+    elif target is FulfillmentStatus.CANCELLED:
+        stock.release_reservations(uow.session, order.id)
 
 
 def change_fulfillment(uow: UnitOfWork, message: DecodedMessage) -> None:

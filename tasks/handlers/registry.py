@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from models.db.uow import UnitOfWork
-from tasks.handlers import fulfillment, inventory, ledger, manufacturers, orders, placing
+from tasks.handlers import (
+    backorders,
+    fulfillment,
+    inventory,
+    ledger,
+    manufacturers,
+    orders,
+    placing,
+    restock,
+)
 from tasks.handlers.base import Handler
 from tasks.messages.catalogue import DecodedMessage
 
@@ -21,6 +30,8 @@ HANDLERS: dict[str, Handler] = {
     "order.lines_changed": orders.change_lines,
     "order.archived": orders.archive_order,
     "inventory.set": inventory.set_inventory,
+    "inventory.received": restock.receive_inventory,
+    "order.split_requested": backorders.split_order,
     "invoice.issued": ledger.issue_invoice,
     "payment.recorded": ledger.record_payment,
     "order.fulfillment_changed": fulfillment.change_fulfillment,
