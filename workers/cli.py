@@ -8,6 +8,7 @@ import typer
 
 from tasks.jobs import QUEUES
 from workers.cli_views import (
+    backorders_app,
     customer_app,
     export_app,
     order_app,
@@ -24,6 +25,7 @@ app.add_typer(order_app, name="order")
 app.add_typer(export_app, name="export")
 app.add_typer(customer_app, name="customer")
 app.add_typer(payments_app, name="payments")
+app.add_typer(backorders_app, name="backorders")
 
 
 @app.command()
@@ -87,6 +89,20 @@ def publish(
     typer.echo(f"published {report.sent} envelopes")
     if report.errors:
         raise typer.Exit(1)
+
+
+@app.command()
+def webhooks(log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> None:
+    """Serve the Stripe webhook endpoint (POST /stripe/webhook); needs the webhook secret."""
+    from workers.commands.webhooks import NotConfiguredError, check, serve
+
+    settings = Settings()
+    try:
+        check(settings)
+    except NotConfiguredError as error:
+        typer.echo(f"orderflow webhooks: {error}", err=True)
+        raise typer.Exit(2) from None
+    serve(settings, log_level)
 
 
 @app.command()

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from models.domain.backorders import ReleasePolicy
 from workers.settings import Settings
 
 quarantine_app = typer.Typer(
@@ -223,3 +224,36 @@ def payments_record(
     Console().print(table)
     if any(r.result == "refused" for r in results):
         raise typer.Exit(1)
+
+
+backorders_app = typer.Typer(help="Backorders waiting for stock.", no_args_is_help=True)
+
+
+@backorders_app.command("plan")
+def backorders_plan(
+    sku: str,
+    quantity: Annotated[int, typer.Argument(min=1, help="Quantity that would be received.")],
+    policy: Annotated[
+        ReleasePolicy | None, typer.Option(help="Default: the configured one.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Dry run: which backorders receiving QUANTITY of SKU would release (changes nothing)."""
+    from workers.commands.backorders import preview
+    from workers.commands.context import database
+
+    settings = Settings()
+    with database(settings) as db, db.sessions() as session:
+        chosen = policy.value if policy else settings.backorder_policy
+        result = preview(session, sku, quantity, chosen)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    table = Table("backorder", "needs", "outcome", "why",
+                  title=f"receiving {quantity} x {sku} ({result['policy']})")  # fmt: skip
+    for row in result["decisions"]:
+        needs = ", ".join(f"{q} x {s}" for s, q in row["lines"].items())
+        table.add_row(row["number"], needs, row["outcome"], row["reason"])
+    console = Console()
+    console.print(table)
+    console.print(f"{result['released']} released; {result['available_after']} {sku} left")

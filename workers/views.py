@@ -35,6 +35,13 @@ def print_order(console: Console, details: dict[str, Any]) -> None:
         sent.add_row(note["kind"], note["recipient"], note["status"], str(note["attempts"]),
                      note["last_error"] or "")  # fmt: skip
     console.print(sent)
+    if details.get("restock_decisions"):
+        restocks = Table("restock", "sku", "received", "at", "outcome", "why",
+                         title="restock decisions")  # fmt: skip
+        for row in details["restock_decisions"]:
+            restocks.add_row(str(row["restock_id"]), row["sku"], str(row["received"]), row["at"],
+                             row["outcome"], row["reason"])  # fmt: skip
+        console.print(restocks)
     events = Table("at", "event", "summary", title="timeline")
     for event in details["timeline"]:
         events.add_row(event["at"], event["kind"], event["summary"])

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, aliased
 from models.db import notifications
 from models.db.commerce import Order, Payment
 from models.db.orders import find_order, order_lines, timeline
+from workers.commands import backorders
 
 ORDER_COLUMNS = (
     "number", "parent_number", "customer_id", "manufacturer_id", "currency", "total",
@@ -99,6 +100,7 @@ def order_details(session: Session, number: str) -> dict[str, Any] | None:
          "last_error": n.last_error, "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
         for n in notifications.for_order(session, order.id)
     ]  # fmt: skip
+    details["restock_decisions"] = backorders.decisions_for(session, order.id)
     details["timeline"] = [
         {"at": _iso(e.at), "kind": e.kind, "summary": e.summary}
         for e in timeline(session, order.id)
