@@ -46,7 +46,8 @@ def _state(stack: Stack) -> dict[str, Any]:
 
 
 def _egress(stack: Stack) -> list[dict[str, Any]]:
-    entries = _redis(stack).xrange(EGRESS_STREAM)
+    # redis-py types replies for RESP2 and RESP3 at once; we speak RESP2: [(id, fields)].
+    entries: Any = _redis(stack).xrange(EGRESS_STREAM)
     return [json.loads(fields[b"event"]) for _, fields in entries]
 
 
