@@ -35,7 +35,10 @@ def _redis(stack: Stack) -> redis.Redis:
 
 def _state(stack: Stack) -> dict[str, Any]:
     with stack.rt.db.sessions() as session:
-        count = lambda model: int(session.scalar(select(func.count()).select_from(model)) or 0)  # noqa: E731
+
+        def count(model: type) -> int:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
         return {
             "orders": sorted(session.scalars(select(Order.number))),
             "quarantine": sorted(session.scalars(select(QuarantinedMessage.reason))),
