@@ -22,11 +22,15 @@ def event_id(key: str) -> str:
 
 def emit(uow: UnitOfWork, event_type: str, key: str, data: dict[str, Any]) -> bool:
     """Stage one event (`fulfillment.submitted`, ...) unique by `key`; True when new."""
-    event = {
-        "id": event_id(key),
-        "type": event_type,
-        "version": 1,
-        "occurred_at": uow.clock().isoformat(),
-        "data": data,
-    }
-    return uow.stage(PUBLISH_JOB, f"egress:{key}", {"event": event})
+    return emit_many(uow, event_type, [(key, data)]) == 1
+
+
+def emit_many(uow: UnitOfWork, event_type: str, events: list[tuple[str, dict[str, Any]]]) -> int:
+    """Stage one event per (key, data) whose key is new, in one statement; how many were new."""
+    at = uow.clock().isoformat()
+    jobs = [
+        (f"egress:{key}", {"event": {"id": event_id(key), "type": event_type, "version": 1,
+                                     "occurred_at": at, "data": data}})
+        for key, data in events
+    ]  # fmt: skip
+    return uow.stage_many(PUBLISH_JOB, jobs)

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from models.db.machinery import Notification
-from models.db.sql import insert_ignore
+from models.db.sql import insert_ignore, insert_many_ignore
 
 MAX_ERROR_CHARS = 2000
 
@@ -49,6 +49,13 @@ def add(
     }  # fmt: skip
     new_id = insert_ignore(session, Notification, row, ["key"])
     return int(new_id) if new_id is not None else None
+
+
+def add_many(session: Session, rows: list[dict[str, Any]], at: datetime) -> list[int]:
+    """Insert notifications (key, order_id, kind, channel, recipient, template, context) whose
+    keys are new; the ids of those created."""
+    full = [{**row, "status": "pending", "attempts": 0, "created_at": at} for row in rows]
+    return [int(i) for i in insert_many_ignore(session, Notification, full, ["key"])]
 
 
 def claim(session: Session, notification_id: int, now: datetime, stale: timedelta) -> Claim | None:

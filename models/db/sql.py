@@ -35,29 +35,33 @@ def upsert_many(
     conflict_on: list[str],
     update: list[str],
 ) -> None:
-    """Insert rows, updating `update` columns where `conflict_on` exists (one statement).
+    """Insert rows, updating `update` columns where `conflict_on` exists (batched, cached).
 
     Rows must have distinct conflict keys: PostgreSQL refuses to touch one row twice.
     """
     if not rows:
         return
-    stmt = _dialect_insert(session, cast(Table, model.__table__)).values(rows)
+    stmt = _dialect_insert(session, cast(Table, model.__table__))
     stmt = stmt.on_conflict_do_update(
         index_elements=conflict_on, set_={column: stmt.excluded[column] for column in update}
     )
-    session.execute(stmt)
+    session.execute(stmt, rows)
 
 
 def insert_many_ignore(
     session: Session, model: type[Base], rows: list[dict[str, Any]], conflict_on: list[str]
 ) -> list[Any]:
-    """Insert rows, skipping conflicts (one statement); the primary keys of those inserted."""
+    """Insert rows, skipping conflicts; the primary keys of those inserted.
+
+    Rows go as parameters of one cached statement (SQLAlchemy batches them into multi-row
+    INSERTs), never as values compiled into a new statement per call.
+    """
     if not rows:
         return []
     table = cast(Table, model.__table__)
     stmt = (
         _dialect_insert(session, table)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=conflict_on)
+        .returning(*table.primary_key.columns)
     )
-    return list(session.execute(stmt.returning(*table.primary_key.columns)).scalars())
+    return list(session.execute(stmt, rows).scalars())

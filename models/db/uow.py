@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from models.db.engine import Database
 from models.db.machinery import OutboxJob
-from models.db.sql import insert_ignore
+from models.db.sql import insert_many_ignore
 
 
 @dataclass(frozen=True)
@@ -66,27 +66,34 @@ class UnitOfWork:
 
     def stage(self, job: str, key: str, payload: dict[str, Any], queue: str = "default") -> bool:
         """Add an outbox job unless one with this key exists; True when it was new."""
+        return self.stage_many(job, [(key, payload)], queue) == 1
+
+    def stage_many(
+        self, job: str, items: Sequence[tuple[str, dict[str, Any]]], queue: str = "default"
+    ) -> int:
+        """Add one outbox job per (key, payload) whose key is new; how many were new."""
         now = self.clock()
         fast = self._publisher is not None
-        values = {
-            "key": key,
-            "job": job,
-            "queue": queue,
-            "payload": payload,
-            "status": "pending",
-            "created_at": now,
-            # With a publisher it is sent right after commit and the reconciler re-sends it
-            # after redeliver_after; without one the relay sends it on its next tick.
-            "next_send_at": now + self._redeliver_after if fast else now,
-            "sent_at": now if fast else None,
-            "sends": 1 if fast else 0,
-            "attempts": 0,
-        }
-        row_id = insert_ignore(self.session, OutboxJob, values, ["key"])
-        if row_id is None:
-            return False
-        self._staged.append(StagedJob(outbox_id=int(row_id), job=job, queue=queue))
-        return True
+        rows = [
+            {
+                "key": key,
+                "job": job,
+                "queue": queue,
+                "payload": payload,
+                "status": "pending",
+                "created_at": now,
+                # With a publisher it is sent right after commit and the reconciler re-sends
+                # it after redeliver_after; without one the relay sends it on its next tick.
+                "next_send_at": now + self._redeliver_after if fast else now,
+                "sent_at": now if fast else None,
+                "sends": 1 if fast else 0,
+                "attempts": 0,
+            }
+            for key, payload in items
+        ]
+        new_ids = insert_many_ignore(self.session, OutboxJob, rows, ["key"])
+        self._staged += [StagedJob(outbox_id=int(i), job=job, queue=queue) for i in new_ids]
+        return len(new_ids)
 
     def commit(self) -> None:
         """Commit, then publish what was staged; a failed publish is left to the relay."""

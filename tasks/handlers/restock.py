@@ -93,14 +93,17 @@ def _submit(uow: UnitOfWork, decided: ReleasePlan, restock: Restock, cause: str)
     needs = {w.order_id: w.needs for w in decided.released}
     ids = list(needs)
     for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        for order in uow.session.scalars(select(Order).where(Order.id.in_(chunk))):
+        orders = uow.session.scalars(select(Order).where(Order.id.in_(ids[start : start + _CHUNK])))
+        events, emails = [], []
+        for order in orders:
             lines = [{"sku": sku, "quantity": qty} for sku, qty in sorted(needs[order.id].items())]
-            egress.emit(uow, SUBMITTED_EVENT, f"order:{order.id}:{SUBMITTED_EVENT}:{restock.id}", {
+            events.append((f"order:{order.id}:{SUBMITTED_EVENT}:{restock.id}", {
                 "number": order.number, "parent_number": _parent_number(uow.session, order),
                 "lines": lines, "restock_id": restock.id,
-            })  # fmt: skip
-            notify.stage(uow, order, RELEASED_TEMPLATE, cause, {"released_lines": lines})
+            }))  # fmt: skip
+            emails.append((order, {"released_lines": lines}))
+        egress.emit_many(uow, SUBMITTED_EVENT, events)
+        notify.stage_many(uow, emails, RELEASED_TEMPLATE, cause)
 
 
 def _parent_number(session: Session, order: Order) -> str | None:
