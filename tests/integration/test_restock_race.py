@@ -207,7 +207,7 @@ def test_restocks_racing_splits_never_reserve_more_than_is_on_hand(
     assert reserved <= on_hand
     assert len(released) == len(set(released))
     # Both kinds really took stock
-    assert split >= 1
+    assert (split or 0) >= 1
     assert len(released) >= 1
 
 
