@@ -18,3 +18,8 @@ class PermanentError(OrderflowError):
 
 class RetryableError(OrderflowError):
     """Worth trying again: network, 5xx, rate limit, lock timeout."""
+
+
+class UnclearOutcome(RetryableError):  # noqa: N818 - the name the capture work builds on
+    """An external call whose effect may or may not have happened (timeout, reset, 5xx, 409,
+    429): read the real state before acting again, then retry with the same idempotency key."""

@@ -12,6 +12,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "models/db": ("tasks", "workers", "scheduler", *INFRASTRUCTURE),
     "tasks": ("workers", "scheduler", *INFRASTRUCTURE),
 }
+PRODUCT = ("models", "tasks", "workers", "scheduler")
 
 
 def _imports(path: Path) -> set[str]:
@@ -44,3 +45,16 @@ def test_the_walker_sees_imports(tmp_path: Path) -> None:
     module.write_text("import dramatiq\nfrom workers.cli import app\nfrom . import sibling\n")
     # Then the walker reports the absolute imports only
     assert _imports(module) == {"dramatiq", "workers.cli"}
+
+
+def test_only_the_stripe_adapter_imports_stripe() -> None:
+    # Given every module of the product packages
+    paths = [path for package in PRODUCT for path in sorted((ROOT / package).rglob("*.py"))]
+    # When their imports are walked
+    importers = [
+        str(path.relative_to(ROOT))
+        for path in paths
+        if any(name == "stripe" or name.startswith("stripe.") for name in _imports(path))
+    ]
+    # Then exactly one module talks to Stripe
+    assert importers == ["workers/stripe_adapter.py"]

@@ -1,0 +1,217 @@
+"""The one module that talks to Stripe: read, capture, cancel and refund PaymentIntents, always
+under our own idempotency key, with every vendor error translated into our error tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
+
+import stripe
+from stripe.params import RefundCreateParams
+
+from models.domain.errors import OrderflowError, PermanentError, RetryableError, UnclearOutcome
+
+if TYPE_CHECKING:
+    from workers.settings import Settings
+
+_T = TypeVar("_T")
+_EXPAND = ["latest_charge"]  # capture_before and amount_refunded live on the charge
+_MAX_KEY_LENGTH = 255  # Stripe's limit for Idempotency-Key
+_KEY_REFUSALS = {401: "stripe_authentication_failed", 403: "stripe_permission_denied"}
+
+
+@dataclass(frozen=True)
+class IntentState:
+    """A PaymentIntent as Stripe holds it now; amounts in minor units."""
+
+    id: str
+    status: str
+    amount: int
+    amount_capturable: int
+    amount_received: int
+    amount_refunded: int
+    currency: str
+    capture_before: datetime | None
+    latest_charge: str | None
+    cancellation_reason: str | None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A refund Stripe created (or replayed for our key)."""
+
+    id: str
+    amount: int
+    status: str
+
+
+class StripeGateway:
+    """Stripe's PaymentIntent and refund calls; raises only PermanentError / RetryableError."""
+
+    def __init__(self, api_key: str, api_base: str = "", timeout_s: float = 10.0) -> None:
+        if not api_key:
+            raise ValueError("a Stripe API key is required")
+        self._api_key = api_key
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base} if api_base else None,
+            http_client=stripe.RequestsClient(timeout=timeout_s),
+            # Retries are ours (the job is retried after the real state was read).
+            max_network_retries=0,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, timeout_s: float = 10.0) -> StripeGateway:
+        """From ORDERFLOW_STRIPE_*; a missing key is retryable, so work waits for configuration."""
+        api_key = settings.stripe_api_key.get_secret_value()
+        if not api_key:
+            raise RetryableError("stripe_unconfigured", "ORDERFLOW_STRIPE_API_KEY is not set")
+        return cls(api_key, settings.stripe_api_base, timeout_s)
+
+    def __repr__(self) -> str:
+        return "StripeGateway(api_key=<hidden>)"
+
+    def retrieve(self, intent_id: str) -> IntentState:
+        """The PaymentIntent with its latest charge."""
+        return self._call(
+            lambda: _state(self._client.v1.payment_intents.retrieve(intent_id, {"expand": _EXPAND}))
+        )
+
+    def capture(self, intent_id: str, amount: int, idempotency_key: str) -> IntentState:
+        """Capture `amount` of the hold; a replay under the same key returns the first answer."""
+        _check_amount(amount)
+        options = _options(idempotency_key)
+        return self._call(
+            lambda: _state(
+                self._client.v1.payment_intents.capture(
+                    intent_id, {"amount_to_capture": amount, "expand": _EXPAND}, options
+                )
+            )
+        )
+
+    def cancel(self, intent_id: str, idempotency_key: str) -> IntentState:
+        """Release the hold of an uncaptured PaymentIntent."""
+        options = _options(idempotency_key)
+        return self._call(
+            lambda: _state(
+                self._client.v1.payment_intents.cancel(intent_id, {"expand": _EXPAND}, options)
+            )
+        )
+
+    def refund(self, intent_id: str, amount: int | None, idempotency_key: str) -> RefundResult:
+        """Refund `amount` of a captured PaymentIntent, or all that is left when None."""
+        if amount is not None:
+            _check_amount(amount)
+        options = _options(idempotency_key)
+        params: RefundCreateParams = {"payment_intent": intent_id}
+        if amount is not None:
+            params["amount"] = amount
+
+        def call() -> RefundResult:
+            refund = self._client.v1.refunds.create(params, options)
+            return RefundResult(refund.id, refund.amount, refund.status or "unknown")
+
+        return self._call(call)
+
+    def _call(self, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except (stripe.AuthenticationError, stripe.PermissionError) as error:
+            # Stripe's message names part of the key: drop it and the chained vendor error.
+            reason = _KEY_REFUSALS.get(error.http_status or 0, "stripe_authentication_failed")
+            status = error.http_status
+        except stripe.StripeError as error:
+            raise _scrubbed(_translate(error), self._api_key) from error
+        raise PermanentError(reason, f"Stripe refused the API key (HTTP {status})") from None
+
+
+def _translate(error: stripe.StripeError) -> OrderflowError:
+    """Our error for a Stripe one: UnclearOutcome when the effect may have happened."""
+    status = error.http_status
+    code = _code(error)
+    detail = _detail(error, status, code)
+    if isinstance(error, stripe.APIConnectionError) or status is None:
+        return UnclearOutcome("stripe_unreachable", detail)
+    if status == 409:
+        return UnclearOutcome(code or "conflict", detail)
+    if status == 429:
+        return UnclearOutcome("rate_limited", detail)
+    if status >= 500:
+        return UnclearOutcome("stripe_server_error", detail)
+    return PermanentError(code or f"http_{status}", detail)
+
+
+def _code(error: stripe.StripeError) -> str | None:
+    body = error.error
+    if body is None:
+        return error.code
+    # IdempotencyError carries no code, only its type.
+    return body.code or (body.type if body.type == "idempotency_error" else None) or error.code
+
+
+def _detail(error: stripe.StripeError, status: int | None, code: str | None) -> str:
+    parts = [f"HTTP {status}" if status is not None else type(error).__name__]
+    if code:
+        parts.append(code)
+    decline = error.error.decline_code if error.error is not None else None
+    if decline:
+        parts.append(f"decline_code={decline}")
+    message = " ".join(str(error.user_message or "").split())
+    marker = message.find("(Network error: ")
+    if marker >= 0:  # keep what went wrong, not the library's plea to contact support
+        message = message[marker + 1 : -1 if message.endswith(")") else None]
+    if message:
+        parts.append(message[:300])
+    headers = error.headers or {}
+    if "stripe-should-retry" in headers:
+        parts.append(f"should_retry={headers['stripe-should-retry']}")
+    if headers.get("idempotent-replayed") == "true":
+        parts.append("(replayed by Stripe)")
+    return "; ".join(parts)
+
+
+def _scrubbed(error: OrderflowError, secret: str) -> OrderflowError:
+    """The error with the API key cut out of its detail, should Stripe ever echo it."""
+    if secret not in error.detail:
+        return error
+    return type(error)(error.reason, error.detail.replace(secret, "<hidden>"))
+
+
+def _state(intent: stripe.PaymentIntent) -> IntentState:
+    charge = intent.latest_charge
+    charge_id = charge if isinstance(charge, str) or charge is None else charge.id
+    capture_before = None
+    refunded = 0
+    if isinstance(charge, stripe.Charge):
+        refunded = charge.amount_refunded
+        details = charge.payment_method_details
+        card = details.card if details is not None else None
+        if card is not None and card.capture_before is not None:
+            capture_before = datetime.fromtimestamp(card.capture_before, tz=UTC)
+    return IntentState(
+        id=intent.id,
+        status=intent.status,
+        amount=intent.amount,
+        amount_capturable=intent.amount_capturable,
+        amount_received=intent.amount_received,
+        amount_refunded=refunded,
+        currency=intent.currency,
+        capture_before=capture_before,
+        latest_charge=charge_id,
+        cancellation_reason=intent.cancellation_reason,
+    )
+
+
+def _options(idempotency_key: str) -> stripe.RequestOptions:
+    # Never let the library invent a key: a retry must reach Stripe under the same one.
+    if not idempotency_key or len(idempotency_key) > _MAX_KEY_LENGTH:
+        raise ValueError(f"the idempotency key must be 1 to {_MAX_KEY_LENGTH} characters")
+    return {"idempotency_key": idempotency_key}
+
+
+def _check_amount(amount: int) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+        raise ValueError("amount must be a positive integer of minor units")
