@@ -12,8 +12,8 @@ from tasks.runner import RunResult
 
 JOB_MAX_ATTEMPTS = 20
 DEFAULT_MAX_BACKOFF_MS = 60_000
-# A mail server back from an outage should see its queue drain within seconds, not a minute.
-MAX_BACKOFF_MS = {"notifications": 15_000}
+# A mail server or Stripe back from an outage should see its queue drain within seconds.
+MAX_BACKOFF_MS = {"notifications": 15_000, "payments": 15_000}
 
 
 def actor_name(queue: str) -> str:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr = Field(
         default=SecretStr(""), description="Secret that signs Stripe webhooks."
     )
+    stripe_timeout_s: float = Field(
+        default=10.0, gt=0, le=80, description="Timeout of one call to Stripe."
+    )
     smtp_url: SecretStr = Field(
         default=SecretStr(""), description="smtp://[user:password@]host:port (or smtps, +starttls)."
     )
@@ -56,6 +59,22 @@ class Settings(BaseSettings):
         gt=0,
         lt=1,
         description="Remind the desk when this share of the confirmation window has passed.",
+    )
+    deadline_scan_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the scheduler looks for missed deadlines and due desk reminders.",
+    )
+    deadline_scan_per_tick: int = Field(
+        default=1000,
+        ge=1,
+        description="At most this many orders marked (or reminders sent) per scan: the rate limit.",
+    )
+    deadline_scan_batch: int = Field(
+        default=200, ge=1, description="Orders marked per transaction within a scan."
+    )
+    oem_webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="Give up on a manufacturer's webhook after this long."
     )
     hold_warning_h: float = Field(
         default=24.0, gt=0, description="Warn the desk this long before a card hold expires."

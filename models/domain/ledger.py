@@ -14,7 +14,8 @@ class HoldState(StrEnum):
 
     NONE = "none"  # not a card order, or no hold yet
     HELD = "held"  # authorized, capturable
-    RELEASED = "released"  # cancelled or expired before any capture
+    RELEASED = "released"  # cancelled before any capture
+    EXPIRED = "expired"  # lapsed uncaptured: the order needs a new payment
     CAPTURED = "captured"
 
 
@@ -62,7 +63,7 @@ def payment_status(ledger: LedgerTotals, hold: HoldState) -> PaymentStatus:
     if ledger.received == 0:
         if hold is HoldState.HELD:
             return PaymentStatus.AUTHORIZED
-        if hold is HoldState.RELEASED:
+        if hold in (HoldState.RELEASED, HoldState.EXPIRED):
             return PaymentStatus.VOIDED
         return PaymentStatus.PENDING
     if ledger.refunded > 0:

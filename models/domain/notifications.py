@@ -19,6 +19,13 @@ FULFILLMENT_TEMPLATES: dict[F, str] = {
     F.FULFILLED: "fulfillment_fulfilled",
 }
 ORDER_CONFIRMED = "order_confirmed"
+# Not for customers: the manufacturer hears of a missed deadline, the desk of one coming up.
+OEM_CONFIRMATION_FAILURE = "oem_confirmation_failure"
+DESK_CONFIRMATION_REMINDER = "desk_confirmation_reminder"
+PAYMENT_FAILED = "payment_failed"  # the customer: the card could not be charged
+DESK_HOLD_EXPIRING = "desk_hold_expiring"
+DESK_HOLD_EXPIRED = "desk_hold_expired"
+DESK_CAPTURE_FAILED = "desk_capture_failed"
 
 
 def payment_template(before: P, after: P) -> str | None:

@@ -13,17 +13,16 @@ from models.db import stock
 from models.db.commerce import Order
 from models.db.orders import record
 from models.db.uow import UnitOfWork
-from models.domain.errors import PermanentError
 from models.domain.fulfillment import check_transition
 from models.domain.notifications import fulfillment_template
-from models.domain.statuses import FulfillmentStatus, PaymentMethod
-from tasks import notify
+from models.domain.statuses import FulfillmentStatus
+from tasks import notify, payments
 from tasks.handlers.base import require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderFulfillmentChangedV1, OrderShippedV1
 
 
-def _move(
+def move(
     uow: UnitOfWork,
     order: Order,
     message: DecodedMessage,
@@ -66,29 +65,29 @@ def change_fulfillment(uow: UnitOfWork, message: DecodedMessage) -> None:
     assert isinstance(data, OrderFulfillmentChangedV1)
     order = require_order(uow, data.number)
     target = FulfillmentStatus(data.status.value)
-    summary = _move(uow, order, message, target, {"note": data.note},
-                    notify_customer=data.notify_customer)  # fmt: skip
+    summary = move(uow, order, message, target, {"note": data.note},
+                   notify_customer=data.notify_customer)  # fmt: skip
     record(uow.session, order, uow.clock(), "order.fulfillment_changed", summary,
            details={"note": data.note}, envelope_id=str(message.envelope.id))  # fmt: skip
 
 
 def ship_order(uow: UnitOfWork, message: DecodedMessage) -> None:
-    """Mark shipped with tracking; orders paid on account or offline are not charged.
+    """Mark shipped with tracking; a card order's capture is committed in the same transaction.
 
-    Card orders are captured on shipment; until that lands they are refused (and so kept in
-    the quarantine, replayable), never shipped uncaptured.
+    The amount and PaymentIntent come from the database, never from the message. Orders paid
+    on account or offline are not charged (the external billing system bills them).
     """
     data = message.data
     assert isinstance(data, OrderShippedV1)
     order = require_order(uow, data.number)
-    if order.payment_method == PaymentMethod.STRIPE_CARD.value:
-        raise PermanentError("no_handler", "capture on shipment is not available yet")
     order.tracking_numbers = list(dict.fromkeys([*order.tracking_numbers, *data.tracking_numbers]))
     order.carrier = data.carrier or order.carrier
     tracking_numbers = order.tracking_numbers
     extra = {"note": data.note, "carrier": order.carrier, "tracking_numbers": tracking_numbers}
-    summary = _move(uow, order, message, FulfillmentStatus.SHIPPED, extra,
-                    notify_customer=data.notify_customer)  # fmt: skip
+    summary = move(uow, order, message, FulfillmentStatus.SHIPPED, extra,
+                   notify_customer=data.notify_customer)  # fmt: skip
+    if payments.is_card(order):
+        summary += "; " + payments.request_capture(uow, order)
     tracking = ", ".join(data.tracking_numbers) or "no tracking"
     record(uow.session, order, uow.clock(), "order.shipped", f"{summary}; tracking {tracking}",
            details={"carrier": data.carrier, "note": data.note},

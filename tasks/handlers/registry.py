@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from models.db.uow import UnitOfWork
 from tasks.handlers import (
     backorders,
+    cancelling,
     fulfillment,
     inventory,
     ledger,
@@ -14,6 +15,7 @@ from tasks.handlers import (
     orders,
     placing,
     restock,
+    stripe_events,
 )
 from tasks.handlers.base import Handler
 from tasks.messages.catalogue import DecodedMessage
@@ -36,6 +38,9 @@ HANDLERS: dict[str, Handler] = {
     "payment.recorded": ledger.record_payment,
     "order.fulfillment_changed": fulfillment.change_fulfillment,
     "order.shipped": fulfillment.ship_order,
+    "order.cancelled": cancelling.cancel_order,
+    "order.refund_requested": cancelling.request_refund,
+    "stripe.event": stripe_events.handle_stripe_event,
 }
 
 BULK_HANDLERS: dict[str, BulkHandler] = {

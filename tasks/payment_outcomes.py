@@ -1,0 +1,178 @@
+"""Card payments, phase two: record what Stripe really did, in the transaction that settles the
+operation (so an outcome is recorded once, whichever worker or webhook learns it first)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from models.db import operations
+from models.db.commerce import Order, Payment
+from models.db.ledger import Refreshed, refresh
+from models.db.machinery import ExternalOperation
+from models.db.orders import record
+from models.db.uow import UnitOfWork
+from models.domain.ledger import HoldState
+from models.domain.notifications import DESK_CAPTURE_FAILED, PAYMENT_FAILED, payment_template
+from models.domain.payments import share
+from tasks import egress, notify
+from tasks.payments import (
+    CANCELLED,
+    capture_key,
+    expire_hold,
+    family,
+    request_refund,
+    tell_desk,
+)
+
+
+def _operation(uow: UnitOfWork, operation_id: int) -> tuple[ExternalOperation, Order]:
+    op = uow.session.get(ExternalOperation, operation_id, with_for_update=True)
+    assert op is not None
+    assert op.order_id is not None
+    order = uow.session.get(Order, op.order_id, with_for_update=True)
+    assert order is not None
+    return op, order
+
+
+def _changed(uow: UnitOfWork, order: Order, change: Refreshed, cause: str) -> None:
+    template = payment_template(change.before, change.after)
+    if template is not None:
+        notify.stage(uow, order, template, cause)
+
+
+def record_capture(uow: UnitOfWork, operation_id: int, *, amount: int, reference: str) -> bool:
+    """The family's capture happened: one stripe payment per member, shares by their totals."""
+    op, root = _operation(uow, operation_id)
+    if not operations.settle(uow.session, operation_id, status="done", at=uow.clock(),
+                             result={"captured": amount, "reference": reference}):  # fmt: skip
+        return False
+    members = [m for m in family(uow, root) if m.fulfillment_status != CANCELLED] or [root]
+    now = uow.clock()
+    for member, part in zip(members, share(amount, [m.total for m in members]), strict=True):
+        member.hold_state = HoldState.CAPTURED.value
+        member.updated_at = now
+        if part:
+            uow.session.add(Payment(order_id=member.id, amount=part, currency=member.currency,
+                                    method="stripe_card", source="stripe", reference=reference,
+                                    at=now))  # fmt: skip
+        change = refresh(uow.session, member)
+        _changed(uow, member, change, op.key)
+        record(uow.session, member, now, "payment.captured",
+               f"captured {part} {member.currency} of {amount} ({reference}); payment "
+               f"{change.before.value} -> {change.after.value}")  # fmt: skip
+    egress.emit(uow, "payment.captured", op.key, {
+        "number": root.number, "amount": amount, "currency": root.currency,
+        "payment_intent": root.stripe_payment_intent_id, "orders": [m.number for m in members],
+    })  # fmt: skip
+    return True
+
+
+def record_release(uow: UnitOfWork, operation_id: int, *, lapsed: bool) -> bool:
+    """The hold is gone without a capture: released on cancel, or lapsed (needs new payment)."""
+    _, root = _operation(uow, operation_id)
+    if not operations.settle(uow.session, operation_id, status="done", at=uow.clock(),
+                             result={"released": True, "lapsed": lapsed}):  # fmt: skip
+        return False
+    members = family(uow, root)
+    if lapsed:
+        expire_hold(uow, members, "Stripe reports the hold lapsed")
+    else:
+        release_hold(uow, members)
+    return True
+
+
+def release_hold(uow: UnitOfWork, members: list[Order]) -> None:
+    """The hold was released (cancelled) before any capture: the family's payment is voided."""
+    now = uow.clock()
+    for member in members:
+        if HoldState(member.hold_state) is HoldState.HELD:
+            member.hold_state = HoldState.RELEASED.value
+            member.updated_at = now
+            refresh(uow.session, member)
+            record(uow.session, member, now, "payment.released", "card hold released")
+
+
+def record_refund(uow: UnitOfWork, operation_id: int, *, amount: int, reference: str) -> bool:
+    """The refund happened: a negative stripe payment on the order."""
+    op, order = _operation(uow, operation_id)
+    if not operations.settle(uow.session, operation_id, status="done", at=uow.clock(),
+                             result={"refunded": amount, "reference": reference}):  # fmt: skip
+        return False
+    now = uow.clock()
+    uow.session.add(Payment(order_id=order.id, amount=-amount, currency=order.currency,
+                            method="stripe_card", source="stripe", reference=reference,
+                            at=now))  # fmt: skip
+    order.updated_at = now
+    change = refresh(uow.session, order)
+    _changed(uow, order, change, op.key)
+    record(uow.session, order, now, "payment.refunded",
+           f"refunded {amount} {order.currency} ({reference}); payment "
+           f"{change.before.value} -> {change.after.value}")  # fmt: skip
+    return True
+
+
+def learn_hold(uow: UnitOfWork, operation_id: int, capture_before: datetime | None) -> None:
+    """Store when the family's hold lapses, as Stripe reports it."""
+    _, root = _operation(uow, operation_id)
+    for member in family(uow, root):
+        member.capture_before = capture_before
+
+
+def record_lapsed(uow: UnitOfWork, operation_id: int) -> bool:
+    """The hold lapsed before capture: no capture is attempted; the family needs a new payment
+    and the desk is told."""
+    op, root = _operation(uow, operation_id)
+    if not operations.settle(uow.session, operation_id, status="failed", at=uow.clock(),
+                             error="hold_lapsed: the hold expired before capture"):  # fmt: skip
+        return False
+    expire_hold(uow, family(uow, root), f"{op.kind}: the card hold expired; needs a new payment")
+    return True
+
+
+def record_failure(uow: UnitOfWork, operation_id: int, reason: str, detail: str) -> bool:
+    """A permanent refusal: kept on the operation; the desk (and for a capture, the customer)
+    told once."""
+    op, order = _operation(uow, operation_id)
+    if not operations.settle(uow.session, operation_id, status="failed", at=uow.clock(),
+                             error=f"{reason}: {detail}"):  # fmt: skip
+        return False
+    record(uow.session, order, uow.clock(), f"payment.{op.kind}_failed", f"{reason}: {detail}")
+    tell_desk(uow, order, DESK_CAPTURE_FAILED, op.key, {"reason": f"{op.kind} failed: {reason}"})
+    if op.kind == "capture":
+        notify.stage(uow, order, PAYMENT_FAILED, op.key, {"reason": reason})
+    return True
+
+
+def refund_cancelled_after_capture(uow: UnitOfWork, operation_id: int) -> bool:
+    """A cancel found the money already captured: refund every cancelled member instead."""
+    _, root = _operation(uow, operation_id)
+    if not operations.settle(uow.session, operation_id, status="done", at=uow.clock(),
+                             result={"became": "refund"}):  # fmt: skip
+        return False
+    for member in family(uow, root):
+        if member.fulfillment_status == CANCELLED:
+            record(uow.session, member, uow.clock(), "payment.cancel",
+                   "captured before the cancel: " + request_refund(uow, member))  # fmt: skip
+    return True
+
+
+def cancel_found_captured(
+    uow: UnitOfWork, operation_id: int, *, amount: int, reference: str
+) -> bool:
+    """A cancel found the money captured: put the capture on record (once), then refund."""
+    _, root = _operation(uow, operation_id)
+    ensure_captured(uow, root, amount=amount, reference=reference)
+    return refund_cancelled_after_capture(uow, operation_id)
+
+
+def ensure_captured(uow: UnitOfWork, root: Order, *, amount: int, reference: str) -> bool:
+    """Put a capture Stripe reports on record under the family's capture key (once)."""
+    key = capture_key(root)
+    capture_id = operations.create(uow.session, key=key, kind="capture",
+                                   order_id=root.id, amount=amount, currency=root.currency,
+                                   at=uow.clock())  # fmt: skip
+    if capture_id is None:
+        existing = operations.find(uow.session, key)
+        assert existing is not None
+        capture_id = existing.id
+    return record_capture(uow, capture_id, amount=amount, reference=reference)

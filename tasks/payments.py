@@ -1,0 +1,134 @@
+"""Card payments, phase one: commit the operation row (and its outbox job) in the transaction
+that decided it. The call to Stripe and the outcome are phase two (tasks/payment_outcomes.py).
+
+A split family (an order and its `-backorder`s) shares one PaymentIntent: the first shipment
+captures for the whole family, under the key of its root order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+
+from models.db import operations
+from models.db.commerce import Order
+from models.db.ledger import refresh
+from models.db.orders import record
+from models.db.uow import UnitOfWork
+from models.domain.ledger import HoldState
+from models.domain.notifications import DESK_HOLD_EXPIRED
+from models.domain.payments import hold_expired
+from models.domain.statuses import FulfillmentStatus, PaymentMethod
+from tasks import notify
+
+CAPTURE_JOB, CANCEL_JOB, REFUND_JOB = "payment.capture", "payment.cancel", "payment.refund"
+RECONCILE_JOB = "stripe.reconcile"
+CANCELLED = FulfillmentStatus.CANCELLED.value
+
+
+def is_card(order: Order) -> bool:
+    """Whether the order is paid by a Stripe card hold (the only kind we charge)."""
+    return (
+        order.payment_method == PaymentMethod.STRIPE_CARD.value
+        and order.stripe_payment_intent_id is not None
+    )
+
+
+def family(uow: UnitOfWork, order: Order) -> list[Order]:
+    """Every order sharing the order's PaymentIntent, root (oldest) first, row-locked."""
+    if order.stripe_payment_intent_id is None:
+        return [order]
+    query = (
+        select(Order)
+        .where(Order.stripe_payment_intent_id == order.stripe_payment_intent_id)
+        .order_by(Order.id)
+        .with_for_update()
+    )
+    return list(uow.session.scalars(query))
+
+
+def capture_key(root: Order) -> str:
+    """The capture's idempotency key: one capture per PaymentIntent family, ever."""
+    return f"order:{root.id}:capture"
+
+
+def request_capture(uow: UnitOfWork, order: Order) -> str:
+    """On shipment: commit one capture of the family's amount, unless none can or need be made."""
+    members = family(uow, order)
+    hold = HoldState(order.hold_state)
+    if hold is HoldState.CAPTURED:
+        return "already captured"
+    if hold is HoldState.HELD and hold_expired(order.capture_before, uow.clock()):
+        expire_hold(uow, members, "the hold lapsed before shipment: not captured")
+        hold = HoldState.EXPIRED
+    if hold is not HoldState.HELD:
+        return f"hold {hold.value}: nothing captured; the order needs a new payment"
+    amount = sum(m.total for m in members if m.fulfillment_status != CANCELLED)
+    root = members[0]
+    op_id = operations.create(uow.session, key=capture_key(root), kind="capture",
+                              order_id=root.id, amount=amount, currency=root.currency,
+                              at=uow.clock())  # fmt: skip
+    if op_id is None:
+        return "capture already requested"
+    uow.stage(CAPTURE_JOB, f"capture:{op_id}", {"operation_id": op_id}, queue="payments")
+    return f"capture of {amount} {root.currency} requested"
+
+
+def request_release(uow: UnitOfWork, order: Order) -> str:
+    """On cancel: release the family's hold once no member is left to ship; refund if paid."""
+    members = family(uow, order)
+    if HoldState(order.hold_state) is HoldState.CAPTURED or order.paid > 0:
+        return request_refund(uow, order)
+    open_members = [m for m in members if m.fulfillment_status != CANCELLED and m is not order]
+    if HoldState(order.hold_state) is not HoldState.HELD or open_members:
+        return "no hold to release" if not open_members else "hold kept for the rest of the family"
+    return _stage(uow, members[0], "cancel", CANCEL_JOB, None)
+
+
+def request_refund(uow: UnitOfWork, order: Order) -> str:
+    """Refund the whole order (what it has paid, net); a second request does nothing."""
+    if not is_card(order) or order.paid <= 0:
+        return "nothing paid by card to refund"
+    return _stage(uow, order, "refund", REFUND_JOB, order.paid)
+
+
+def _stage(uow: UnitOfWork, order: Order, kind: str, job: str, amount: int | None) -> str:
+    op_id = operations.create(uow.session, key=f"order:{order.id}:{kind}", kind=kind,
+                              order_id=order.id, amount=amount, currency=order.currency,
+                              at=uow.clock())  # fmt: skip
+    if op_id is None:
+        return f"{kind} already requested"
+    uow.stage(job, f"{kind}:{op_id}", {"operation_id": op_id}, queue="payments")
+    return f"{kind} requested" + (f" ({amount} {order.currency})" if amount else "")
+
+
+def expire_hold(uow: UnitOfWork, members: Sequence[Order], why: str) -> None:
+    """Mark a lapsed hold: the family needs a new payment, and the desk is told once."""
+    now = uow.clock()
+    for member in members:
+        if HoldState(member.hold_state) is not HoldState.HELD:
+            continue
+        member.hold_state = HoldState.EXPIRED.value
+        member.updated_at = now
+        refresh(uow.session, member)
+        record(uow.session, member, now, "payment.hold_expired", why)
+    tell_desk(uow, members[0], DESK_HOLD_EXPIRED, "hold", {"reason": why})
+
+
+def tell_desk(
+    uow: UnitOfWork, order: Order, template: str, cause: str, extra: dict[str, object]
+) -> bool:
+    """One email to the order desk about `order`, unique per (order, cause, template)."""
+    desk = uow.options.get("desk_email", "")
+    if not desk:
+        return False
+    context = {"order_number": order.number, "currency": order.currency, "total": order.total,
+               "capture_before": _iso(order.capture_before), "note": None, "reason": None,
+               **extra}  # fmt: skip
+    return notify.stage_to(uow, order, desk, template=template, cause=cause, context=context)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

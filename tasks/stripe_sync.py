@@ -1,0 +1,82 @@
+"""Bring orders in line with a PaymentIntent as Stripe reports it (after a webhook event, or
+when the hold's expiry is learned): a capture, a release or a refund made elsewhere is
+recorded once, under the same keys our own calls use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from models.db.commerce import Order, Payment
+from models.db.ledger import refresh
+from models.db.orders import record
+from models.db.uow import UnitOfWork
+from models.domain.ledger import HoldState
+from models.domain.notifications import payment_template
+from models.domain.payments import IntentVerdict, capture_verdict
+from tasks import notify
+from tasks.payment_outcomes import ensure_captured, release_hold
+from tasks.payments import expire_hold
+
+
+@dataclass(frozen=True)
+class IntentFacts:
+    """What Stripe says about a PaymentIntent (read by the worker, never taken from a webhook)."""
+
+    intent_id: str
+    status: str
+    amount_received: int
+    amount_refunded: int
+    capture_before: datetime | None
+    cancellation_reason: str | None
+    reference: str
+
+
+def reconcile_intent(uow: UnitOfWork, facts: IntentFacts) -> str:
+    """Apply the intent's real state to its orders; a summary of what changed."""
+    members = list(uow.session.scalars(
+        select(Order).where(Order.stripe_payment_intent_id == facts.intent_id)
+        .order_by(Order.id).with_for_update()
+    ))  # fmt: skip
+    if not members:
+        return "no order has this PaymentIntent"
+    root = members[0]
+    for member in members:
+        member.capture_before = facts.capture_before
+    verdict = capture_verdict(facts.status)
+    held = HoldState(root.hold_state) is HoldState.HELD
+    if verdict is IntentVerdict.CAPTURED and held:
+        ensure_captured(uow, root, amount=facts.amount_received, reference=facts.reference)
+        return "capture recorded"
+    if verdict is IntentVerdict.RELEASED and held:
+        if facts.cancellation_reason == "automatic":
+            expire_hold(uow, members, "Stripe reports the hold lapsed")
+            return "hold lapsed"
+        release_hold(uow, members)
+        return "hold released"
+    return _sync_refunds(uow, members, facts)
+
+
+def _sync_refunds(uow: UnitOfWork, members: list[Order], facts: IntentFacts) -> str:
+    """Record refunds made outside orderflow (e.g. in Stripe's dashboard) on the root order."""
+    ids = [m.id for m in members]
+    recorded = -int(uow.session.scalar(
+        select(func.coalesce(func.sum(Payment.amount), 0))
+        .where(Payment.order_id.in_(ids), Payment.source == "stripe", Payment.amount < 0)
+    ) or 0)  # fmt: skip
+    missing = facts.amount_refunded - recorded
+    if missing <= 0:
+        return "in line with Stripe"
+    root, now = members[0], uow.clock()
+    uow.session.add(Payment(order_id=root.id, amount=-missing, currency=root.currency,
+                            method="stripe_card", source="stripe",
+                            reference=f"{facts.reference}:refunded-at-stripe", at=now))  # fmt: skip
+    change = refresh(uow.session, root)
+    template = payment_template(change.before, change.after)
+    if template is not None:
+        notify.stage(uow, root, template, f"refund-sync:{facts.amount_refunded}")
+    record(uow.session, root, now, "payment.refunded",
+           f"refund of {missing} {root.currency} made at Stripe recorded")  # fmt: skip
+    return f"refund of {missing} recorded"

@@ -1,0 +1,63 @@
+"""Registers the payment jobs with this process's Stripe settings: capture, cancel, refund, and
+the reconcile job that reads a PaymentIntent after a webhook event (never trusting the event)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from models.db.uow import UowFactory
+from tasks.jobs import external_job
+from tasks.payments import CANCEL_JOB, CAPTURE_JOB, RECONCILE_JOB, REFUND_JOB
+from tasks.stripe_sync import IntentFacts, reconcile_intent
+from workers import payments, refunds
+from workers.payments import Gateway, settle
+from workers.settings import Settings
+from workers.stripe_adapter import StripeGateway
+
+
+def gateway_factory(settings: Settings) -> Gateway:
+    """A gateway made on first use (a missing key stays retryable until it is configured)."""
+    made: list[StripeGateway] = []
+
+    def get() -> StripeGateway:
+        if not made:
+            made.append(StripeGateway.from_settings(settings, settings.stripe_timeout_s))
+        return made[0]
+
+    return get
+
+
+def reconcile(new_uow: UowFactory, gateway: Gateway, payload: dict[str, Any]) -> None:
+    """Read the PaymentIntent and bring its orders in line with it."""
+    state = gateway().retrieve(str(payload["intent_id"]))
+    facts = IntentFacts(
+        intent_id=state.id, status=state.status, amount_received=state.amount_received,
+        amount_refunded=state.amount_refunded, capture_before=state.capture_before,
+        cancellation_reason=state.cancellation_reason,
+        reference=state.latest_charge or state.id,
+    )  # fmt: skip
+    settle(new_uow, lambda uow: reconcile_intent(uow, facts))
+
+
+def register(settings: Settings) -> None:
+    """Register the four jobs on the payments queue."""
+    gateway = gateway_factory(settings)
+    # A claim older than a few Stripe timeouts belongs to a worker that died mid-call.
+    stale = timedelta(seconds=3 * settings.stripe_timeout_s)
+
+    @external_job(CAPTURE_JOB, queue="payments")
+    def capture(new_uow: UowFactory, payload: dict[str, Any]) -> None:
+        payments.capture(new_uow, gateway, payload, stale)
+
+    @external_job(CANCEL_JOB, queue="payments")
+    def cancel(new_uow: UowFactory, payload: dict[str, Any]) -> None:
+        refunds.cancel(new_uow, gateway, payload, stale)
+
+    @external_job(REFUND_JOB, queue="payments")
+    def refund(new_uow: UowFactory, payload: dict[str, Any]) -> None:
+        refunds.refund(new_uow, gateway, payload, stale)
+
+    @external_job(RECONCILE_JOB, queue="payments")
+    def sync(new_uow: UowFactory, payload: dict[str, Any]) -> None:
+        reconcile(new_uow, gateway, payload)

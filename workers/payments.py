@@ -1,0 +1,132 @@
+"""The payment jobs: claim the operation, call Stripe under its key, record what really happened.
+
+After an unclear outcome the operation is left `unclear` and the job retried; a retry (and
+any call whose key may have aged out, or whose hold time is unknown) reads the PaymentIntent
+first and acts on its real status, so no capture, release or refund happens twice and none
+is lost. Declines and unexpected states are recorded with their reason, never retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from models.db import operations
+from models.db.commerce import Order
+from models.db.uow import UnitOfWork, UowFactory
+from models.domain.errors import PermanentError, RetryableError, UnclearOutcome
+from models.domain.payments import IntentVerdict, capture_verdict, hold_expired
+from tasks import payment_outcomes as outcomes
+from tasks.payments import CANCELLED, family
+from workers.stripe_adapter import IntentState, StripeGateway
+
+# Stripe keeps idempotency keys ~24 h: an older operation reads the intent before calling.
+KEY_TRUSTED_FOR = timedelta(hours=23)
+Gateway = Callable[[], StripeGateway]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What one job run knows after claiming its operation."""
+
+    claim: operations.OperationClaim
+    intent_id: str
+    live: bool  # some member of the family is not cancelled
+    read_first: bool  # read the intent before calling (a retry, an aged key, unknown hold)
+    capture_before: datetime | None
+
+
+def claim(new_uow: UowFactory, operation_id: int, stale: timedelta) -> Claimed | None:
+    """Claim the operation; None when it is settled; retry while another worker holds it."""
+    with new_uow() as uow:
+        taken = operations.claim(uow.session, operation_id, uow.clock(), stale)
+        if taken is None:
+            busy = operations.status_of(uow.session, operation_id) == "calling"
+            uow.commit()
+            if busy:
+                raise RetryableError("in_progress", "another worker is calling Stripe for it")
+            return None
+        order = uow.session.get(Order, taken.order_id)
+        assert order is not None
+        assert order.stripe_payment_intent_id is not None
+        live = any(m.fulfillment_status != CANCELLED for m in family(uow, order))
+        aged = uow.clock() - taken.created_at >= KEY_TRUSTED_FOR
+        read_first = taken.attempt > 1 or aged or order.capture_before is None
+        uow.commit()
+    return Claimed(taken, order.stripe_payment_intent_id, live, read_first, order.capture_before)
+
+
+def settle(new_uow: UowFactory, record: Callable[[UnitOfWork], object]) -> None:
+    """Record an outcome in its own transaction."""
+    with new_uow() as uow:
+        record(uow)
+        uow.commit()
+
+
+def guarded(new_uow: UowFactory, operation_id: int, call: Callable[[], None]) -> None:
+    """Run the Stripe part: unclear → left `unclear` and retried; refused → recorded."""
+    try:
+        call()
+    except UnclearOutcome as unclear:
+        error = str(unclear)
+        settle(new_uow, lambda uow: operations.settle(
+            uow.session, operation_id, status="unclear", at=uow.clock(), error=error))  # fmt: skip
+        raise
+    except PermanentError as refused:
+        reason, detail = refused.reason, refused.detail
+        settle(new_uow, lambda uow: outcomes.record_failure(uow, operation_id, reason, detail))
+
+
+def capture(
+    new_uow: UowFactory, gateway: Gateway, payload: dict[str, Any], stale: timedelta
+) -> None:
+    """One capture per family: call with our key, or act on the intent's real status."""
+    job = claim(new_uow, int(payload["operation_id"]), stale)
+    if job is None:
+        return
+    op_id = job.claim.operation_id
+    if not job.live:
+        settle(new_uow, lambda uow: operations.settle(
+            uow.session, op_id, status="skipped", at=uow.clock(), error="order cancelled",
+        ))  # fmt: skip
+        return
+
+    def call() -> None:
+        stripe = gateway()
+        capture_before = job.capture_before
+        if job.read_first:
+            read = stripe.retrieve(job.intent_id)
+            capture_before = read.capture_before
+            settle(new_uow, lambda uow: outcomes.learn_hold(uow, op_id, read.capture_before))
+            if capture_verdict(read.status) is not IntentVerdict.CAPTURE:
+                return apply_capture_verdict(new_uow, op_id, read)
+        if hold_expired(capture_before, datetime.now(UTC)):  # no doomed capture attempts
+            settle(new_uow, lambda uow: outcomes.record_lapsed(uow, op_id))
+            return None
+        assert job.claim.amount is not None
+        try:
+            state = stripe.capture(job.intent_id, job.claim.amount, job.claim.key)
+        except PermanentError as refused:
+            if refused.reason != "payment_intent_unexpected_state":
+                raise
+            state = stripe.retrieve(job.intent_id)  # e.g. captured by a try whose key aged out
+        return apply_capture_verdict(new_uow, op_id, state)
+
+    guarded(new_uow, op_id, call)
+
+
+def apply_capture_verdict(new_uow: UowFactory, op_id: int, state: IntentState) -> None:
+    """Record a capture's real outcome; retry while the intent is still in between."""
+    verdict = capture_verdict(state.status)
+    if verdict is IntentVerdict.CAPTURED:
+        reference = state.latest_charge or state.id
+        settle(new_uow, lambda uow: outcomes.record_capture(
+            uow, op_id, amount=state.amount_received, reference=reference))  # fmt: skip
+    elif verdict is IntentVerdict.RELEASED and state.cancellation_reason == "automatic":
+        settle(new_uow, lambda uow: outcomes.record_lapsed(uow, op_id))
+    elif verdict is IntentVerdict.RELEASED:
+        raise PermanentError("payment_intent_canceled", "the PaymentIntent was canceled")
+    else:
+        raise UnclearOutcome("intent_not_settled", f"PaymentIntent status {state.status}")
