@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
+from models.db.failpoints import crash_point
 from models.db.tables import OutboxJob
 from models.db.uow import UowFactory
 from models.domain.errors import PermanentError, RetryableError
@@ -63,6 +64,7 @@ def _run_external(
 ) -> RunResult:
     assert spec.external is not None
     spec.external(new_uow, payload)
+    crash_point(f"{spec.name}.after_outcome")  # the outcome is recorded, the job not yet done
     with new_uow() as uow:
         uow.session.execute(
             update(OutboxJob)

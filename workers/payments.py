@@ -15,6 +15,7 @@ from typing import Any
 
 from models.db import operations
 from models.db.commerce import Order
+from models.db.failpoints import crash_point
 from models.db.uow import UnitOfWork, UowFactory
 from models.domain.errors import PermanentError, RetryableError, UnclearOutcome
 from models.domain.payments import IntentVerdict, capture_verdict, hold_expired
@@ -108,6 +109,7 @@ def capture(
         assert job.claim.amount is not None
         try:
             state = stripe.capture(job.intent_id, job.claim.amount, job.claim.key)
+            crash_point("capture.after_stripe")  # Stripe captured; the outcome is not recorded
         except PermanentError as refused:
             if refused.reason != "payment_intent_unexpected_state":
                 raise

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models.db.engine import Database
+from models.db.failpoints import crash_point
 from models.db.machinery import OutboxJob
 from models.db.sql import insert_many_ignore
 
@@ -98,6 +99,7 @@ class UnitOfWork:
     def commit(self) -> None:
         """Commit, then publish what was staged; a failed publish is left to the relay."""
         self.session.commit()
+        crash_point("uow.after_commit")  # committed, outbox jobs not yet handed to the broker
         staged, self._staged = self._staged, []
         if staged and self._publisher is not None:
             try:
