@@ -66,7 +66,9 @@ def _sync_refunds(uow: UnitOfWork, members: list[Order], facts: IntentFacts) -> 
         select(func.coalesce(func.sum(Payment.amount), 0))
         .where(Payment.order_id.in_(ids), Payment.source == "stripe", Payment.amount < 0)
     ) or 0)  # fmt: skip
-    missing = facts.amount_refunded - recorded
+    # Releasing an uncaptured hold marks its charge "refunded" too: only money that was
+    # received can have been refunded.
+    missing = min(facts.amount_refunded, facts.amount_received) - recorded
     if missing <= 0:
         return "in line with Stripe"
     root, now = members[0], uow.clock()

@@ -63,3 +63,44 @@ def test_an_unknown_expiry_is_learned_from_stripe(desk: Desk) -> None:
     desk.run_payments()
     assert desk.order("H3").capture_before == datetime.fromtimestamp(lapses, tz=UTC)
     assert desk.fake.effect_counts() == {"create": 1}
+
+
+def _event(
+    event_id: str, type_: str, obj_id: str, obj: str = "payment_intent"
+) -> dict[str, object]:
+    inner = {"id": event_id, "type": type_, "created": 1772442900, "livemode": False,
+             "data": {"object": {"id": obj_id, "object": obj}}}  # fmt: skip
+    return f.envelope("stripe.event", **inner)
+
+
+def test_webhook_events_are_checked_against_stripe_before_anything_is_recorded(
+    desk: Desk,
+) -> None:
+    # Given a card order whose hold is cancelled in Stripe's dashboard
+    pi_id = desk.card_order("W1")
+    desk.fake.ledger.cancel_intent(pi_id, {}, None)
+    # When the event arrives twice (the same event id, two envelopes) and a forged one claims
+    # the intent succeeded
+    canceled = _event("evt_cancel_1", "payment_intent.canceled", pi_id)
+    again = _event("evt_cancel_1", "payment_intent.canceled", pi_id)
+    forged = _event("evt_forged_1", "payment_intent.succeeded", pi_id)
+    assert [o.result for o in desk.feed(canceled, again, forged)] == ["applied"] * 3
+    desk.run_payments()
+    # Then the real state (canceled) is recorded once; nothing was captured
+    order = desk.order("W1")
+    assert (order.hold_state, order.payment_status, order.paid) == ("released", "voided", 0)
+    assert desk.fake.requests.get(("GET", "/v1/payment_intents/{id}")) == 2
+    assert desk.fake.effect_counts() == {"create": 1, "cancel": 1}
+
+
+def test_a_refund_made_at_stripe_is_recorded_once(desk: Desk) -> None:
+    pi_id = desk.card_order("W2")
+    desk.feed(f.envelope("order.shipped", number="W2"))
+    desk.run_payments()
+    charge = desk.fake.intent(pi_id)["latest_charge"]["id"]
+    desk.fake.ledger.create_refund({"payment_intent": pi_id, "amount": 800}, None)
+    for event_id in ("evt_refund_1", "evt_refund_2"):
+        desk.feed(_event(event_id, "charge.refunded", charge, obj="charge"))
+        desk.run_payments()
+    order = desk.order("W2")
+    assert (order.paid, order.payment_status) == (25_800 - 800, "partially_refunded")
