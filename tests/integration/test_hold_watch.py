@@ -4,6 +4,7 @@ afterwards), and unknown expiry times learned from Stripe."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -68,7 +69,7 @@ def test_an_unknown_expiry_is_learned_from_stripe(desk: Desk) -> None:
 def _event(
     event_id: str, type_: str, obj_id: str, obj: str = "payment_intent"
 ) -> dict[str, object]:
-    inner = {"id": event_id, "type": type_, "created": 1772442900, "livemode": False,
+    inner: dict[str, Any] = {"id": event_id, "type": type_, "created": 1772442900, "livemode": False,
              "data": {"object": {"id": obj_id, "object": obj}}}  # fmt: skip
     return f.envelope("stripe.event", **inner)
 
