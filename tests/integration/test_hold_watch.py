@@ -68,9 +68,9 @@ def test_an_unknown_expiry_is_learned_from_stripe(desk: Desk) -> None:
 
 def _event(
     event_id: str, type_: str, obj_id: str, obj: str = "payment_intent"
-) -> dict[str, object]:
-    inner: dict[str, Any] = {"id": event_id, "type": type_, "created": 1772442900, "livemode": False,
-             "data": {"object": {"id": obj_id, "object": obj}}}  # fmt: skip
+) -> dict[str, Any]:
+    inner: dict[str, Any] = {"id": event_id, "type": type_, "created": 1772442900,
+                             "livemode": False, "data": {"object": {"id": obj_id, "object": obj}}}  # fmt: skip
     return f.envelope("stripe.event", **inner)
 
 
