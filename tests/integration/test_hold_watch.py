@@ -69,9 +69,9 @@ def test_an_unknown_expiry_is_learned_from_stripe(desk: Desk) -> None:
 def _event(
     event_id: str, type_: str, obj_id: str, obj: str = "payment_intent"
 ) -> dict[str, Any]:
-    inner: dict[str, Any] = {"id": event_id, "type": type_, "created": 1772442900,
-                             "livemode": False, "data": {"object": {"id": obj_id, "object": obj}}}  # fmt: skip
-    return f.envelope("stripe.event", **inner)
+    data = {"object": {"id": obj_id, "object": obj}}
+    return f.envelope("stripe.event", id=event_id, type=type_, created=1772442900,
+                      livemode=False, data=data)  # fmt: skip
 
 
 def test_webhook_events_are_checked_against_stripe_before_anything_is_recorded(
