@@ -49,6 +49,21 @@ def _tune_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _cache_long_statements() -> None:
+    """Let psycopg cache the parsing of our multi-row INSERTs.
+
+    SQLAlchemy sends batched inserts as one statement of many rows; psycopg caches a parsed
+    statement only below 4 KiB and 50 parameters, so it re-parsed each batch (about a tenth of
+    an ingress worker's time). Our statements repeat in a few fixed shapes, so caching them
+    costs little memory (psycopg keeps 128 at most).
+    """
+    from psycopg import _queries  # imported only when PostgreSQL is used
+
+    if hasattr(_queries, "MAX_CACHED_STATEMENT_LENGTH"):
+        _queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH, 1 << 20)
+        _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, 1 << 16)
+
+
 def connect(url: str, *, pool_size: int = 5, echo: bool = False) -> Database:
     """Create the engine for a URL (SQLite file or PostgreSQL)."""
     parsed = make_url(url)
@@ -60,6 +75,7 @@ def connect(url: str, *, pool_size: int = 5, echo: bool = False) -> Database:
         )
         _tune_sqlite(engine)
     else:
+        _cache_long_statements()
         engine = create_engine(
             url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
