@@ -132,8 +132,8 @@ def decode(raw: bytes, max_bytes: int) -> DecodedMessage:
     parsed = _parse_json(raw)
     if not isinstance(parsed, dict):
         raise RejectedMessage(ReasonCode.INVALID_ENVELOPE, "the message must be a JSON object")
-    _check_structure(parsed)
-    envelope = _validate_envelope(parsed)
+    _check_structure(parsed, raw)
+    envelope = _validate_envelope(raw)
     model = model_for(envelope.type, envelope.version)
     return DecodedMessage(envelope=envelope, data=_validate_data(model, envelope), raw=parsed)
 
@@ -176,13 +176,16 @@ def _parse_json(raw: bytes) -> Any:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _check_structure(document: dict[str, Any]) -> None:
+def _check_structure(document: dict[str, Any], raw: bytes) -> None:
     """Refuse unpaired surrogates (not UTF-8 encodable) and nesting deeper than MAX_NESTING."""
+    # Valid UTF-8 cannot hold a surrogate: only a backslash-u escape can, and most messages
+    # have none, so the regex is skipped for them.
+    escapes = b"\\u" in raw
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            if escapes and _SURROGATE.search(item):
                 raise RejectedMessage(ReasonCode.NOT_JSON, "a string has an unpaired surrogate")
             continue
         if not isinstance(item, dict | list):
@@ -192,6 +195,22 @@ def _check_structure(document: dict[str, Any]) -> None:
             raise RejectedMessage(ReasonCode.INVALID_ENVELOPE, detail)
         children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
         stack.extend((child, depth + 1) for child in children)
+
+
+def _has_unportable_number(value: Any) -> bool:
+    """Whether a float or an unsafe integer is anywhere under `value` (no paths: fast)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) or (
+            isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_SAFE_INTEGER
+        ):
+            return True
+    return False
 
 
 def _first_unportable_number(value: Any, path: str) -> str | None:
@@ -210,17 +229,22 @@ def _first_unportable_number(value: Any, path: str) -> str | None:
     return None
 
 
-def _validate_envelope(parsed: dict[str, Any]) -> Envelope:
+def _validate_envelope(raw: bytes) -> Envelope:
     try:
-        # Strict JSON mode: no "1" for 1, no 1.0 for 1, no 0/1 for booleans.
-        return Envelope.model_validate_json(json.dumps(parsed), strict=True)
+        # Strict JSON mode: no "1" for 1, no 1.0 for 1, no 0/1 for booleans. The raw bytes
+        # are what we parsed (and found free of duplicate keys) above.
+        return Envelope.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         detail = describe_errors(exc.errors(include_input=False, include_url=False))
         raise RejectedMessage(ReasonCode.INVALID_ENVELOPE, detail) from None
 
 
 def _validate_data(model: type[MessageData], envelope: Envelope) -> MessageData:
-    problem = _first_unportable_number(envelope.data, "data")
+    problem = (
+        _first_unportable_number(envelope.data, "data")
+        if _has_unportable_number(envelope.data)
+        else None
+    )
     if problem is not None:
         raise RejectedMessage(ReasonCode.SCHEMA_VIOLATION, problem)
     try:
