@@ -80,43 +80,50 @@ def guarded(new_uow: UowFactory, operation_id: int, call: Callable[[], None]) ->
         settle(new_uow, lambda uow: outcomes.record_failure(uow, operation_id, reason, detail))
 
 
+def run_claimed(
+    new_uow: UowFactory, payload: dict[str, Any], stale: timedelta, work: Callable[[Claimed], None]
+) -> None:
+    """Claim the payload's operation and run `work` on it, guarded; nothing when settled."""
+    job = claim(new_uow, int(payload["operation_id"]), stale)
+    if job is not None:
+        guarded(new_uow, job.claim.operation_id, lambda: work(job))
+
+
 def capture(
     new_uow: UowFactory, gateway: Gateway, payload: dict[str, Any], stale: timedelta
 ) -> None:
     """One capture per family: call with our key, or act on the intent's real status."""
-    job = claim(new_uow, int(payload["operation_id"]), stale)
-    if job is None:
-        return
+    run_claimed(new_uow, payload, stale, lambda job: _capture(new_uow, gateway, job))
+
+
+def _capture(new_uow: UowFactory, gateway: Gateway, job: Claimed) -> None:
     op_id = job.claim.operation_id
     if not job.live:
         settle(new_uow, lambda uow: operations.settle(
             uow.session, op_id, status="skipped", at=uow.clock(), error="order cancelled",
         ))  # fmt: skip
         return
-
-    def call() -> None:
-        stripe = gateway()
-        capture_before = job.capture_before
-        if job.read_first:
-            read = stripe.retrieve(job.intent_id)
-            capture_before = read.capture_before
-            settle(new_uow, lambda uow: outcomes.learn_hold(uow, op_id, read.capture_before))
-            if capture_verdict(read.status) is not IntentVerdict.CAPTURE:
-                return apply_capture_verdict(new_uow, op_id, read)
-        if hold_expired(capture_before, datetime.now(UTC)):  # no doomed capture attempts
-            settle(new_uow, lambda uow: outcomes.record_lapsed(uow, op_id))
-            return None
-        assert job.claim.amount is not None
-        try:
-            state = stripe.capture(job.intent_id, job.claim.amount, job.claim.key)
-            crash_point("capture.after_stripe")  # Stripe captured; the outcome is not recorded
-        except PermanentError as refused:
-            if refused.reason != "payment_intent_unexpected_state":
-                raise
-            state = stripe.retrieve(job.intent_id)  # e.g. captured by a try whose key aged out
-        return apply_capture_verdict(new_uow, op_id, state)
-
-    guarded(new_uow, op_id, call)
+    stripe = gateway()
+    capture_before = job.capture_before
+    if job.read_first:
+        read = stripe.retrieve(job.intent_id)
+        capture_before = read.capture_before
+        settle(new_uow, lambda uow: outcomes.learn_hold(uow, op_id, read.capture_before))
+        if capture_verdict(read.status) is not IntentVerdict.CAPTURE:
+            apply_capture_verdict(new_uow, op_id, read)
+            return
+    if hold_expired(capture_before, datetime.now(UTC)):  # no doomed capture attempts
+        settle(new_uow, lambda uow: outcomes.record_lapsed(uow, op_id))
+        return
+    assert job.claim.amount is not None
+    try:
+        state = stripe.capture(job.intent_id, job.claim.amount, job.claim.key)
+        crash_point("capture.after_stripe")  # Stripe captured; the outcome is not recorded
+    except PermanentError as refused:
+        if refused.reason != "payment_intent_unexpected_state":
+            raise
+        state = stripe.retrieve(job.intent_id)  # e.g. captured by a try whose key aged out
+    apply_capture_verdict(new_uow, op_id, state)
 
 
 def apply_capture_verdict(new_uow: UowFactory, op_id: int, state: IntentState) -> None:
