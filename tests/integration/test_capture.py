@@ -31,6 +31,11 @@ API_KEY = "sk_test_capture_secret_9"
 TOTAL = 25_800  # the sample order: 2 x 12,900 and a free leaflet
 DESK = "desk@example.com"
 CAPTURE = ("POST", "/v1/payment_intents/{id}/capture")
+# PAD is in stock and DRILL is not: a split keeps 10,000 and backorders 15,800.
+SPLIT_LINES = [
+    {"sku": "PAD", "quantity": 1, "unit_price": 10_000, "is_insert": False},
+    {"sku": "DRILL", "quantity": 1, "unit_price": 15_800, "is_insert": False},
+]
 
 
 @dataclass
@@ -189,11 +194,9 @@ def test_a_lapsed_hold_is_never_captured(desk: Desk) -> None:
 
 def test_a_split_family_is_captured_once_at_the_first_shipment(desk: Desk) -> None:
     # Given an order split into a kept part and a backorder
-    lines = [{"sku": "PAD", "quantity": 1, "unit_price": 10_000, "is_insert": False},
-             {"sku": "DRILL", "quantity": 1, "unit_price": 15_800, "is_insert": False}]  # fmt: skip
     pi_id = desk.fake.create_authorized_intent(TOTAL, "eur")
     desk.feed(f.manufacturer(), f.envelope("inventory.set", sku="PAD", quantity=5),
-              f.order("S1", lines=lines, stripe_payment_intent_id=pi_id),
+              f.order("S1", lines=SPLIT_LINES, stripe_payment_intent_id=pi_id),
               f.envelope("order.split_requested", number="S1"))  # fmt: skip
     # When the kept part ships, and later the backorder
     desk.feed(shipped("S1"))
@@ -237,11 +240,9 @@ def test_a_refund_request_refunds_the_whole_order_once(desk: Desk) -> None:
 
 
 def test_cancelling_a_captured_backorder_refunds_its_share(desk: Desk) -> None:
-    lines = [{"sku": "PAD", "quantity": 1, "unit_price": 10_000, "is_insert": False},
-             {"sku": "DRILL", "quantity": 1, "unit_price": 15_800, "is_insert": False}]  # fmt: skip
     pi_id = desk.fake.create_authorized_intent(TOTAL, "eur")
     desk.feed(f.manufacturer(), f.envelope("inventory.set", sku="PAD", quantity=5),
-              f.order("S2", lines=lines, stripe_payment_intent_id=pi_id),
+              f.order("S2", lines=SPLIT_LINES, stripe_payment_intent_id=pi_id),
               f.envelope("order.split_requested", number="S2"), shipped("S2"))  # fmt: skip
     desk.run_payments()
     desk.feed(f.envelope("order.cancelled", number="S2-backorder"))
