@@ -26,7 +26,9 @@ def oracle(total: int, invoice: list[int], pays: list[int], hold: HoldState) -> 
     net = sum(pays)
     due = sum(invoice) if invoice else total
     if not any(p > 0 for p in pays):
-        return {HoldState.HELD: S.AUTHORIZED, HoldState.RELEASED: S.VOIDED}.get(hold, S.PENDING)
+        # A hold that lapsed is released as surely as one cancelled: voided either way.
+        voided = {HoldState.RELEASED: S.VOIDED, HoldState.EXPIRED: S.VOIDED}
+        return {HoldState.HELD: S.AUTHORIZED, **voided}.get(hold, S.PENDING)
     if any(p < 0 for p in pays):
         return S.REFUNDED if net <= 0 else S.PARTIALLY_REFUNDED
     return S.PARTIALLY_PAID if net < due else S.PAID if net == due else S.OVERPAID
