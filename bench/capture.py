@@ -1,0 +1,158 @@
+"""Capture on shipment: 10,000 card orders placed, confirmed and shipped through the ingress
+stream, each shipment captured through the Stripe fake (in this process, no latency, no faults)
+by real `orderflow worker` processes, against bare dramatiq's INSERT rate.
+
+The stream holds every order's `order.placed`, then every `order.confirmed`, then every
+`order.shipped`; the clock runs from releasing the stream (as in bench/ingress.py) until every
+capture is recorded in the database.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+from sqlalchemy import func, select
+
+from bench.baseline import DEFAULT_PROCESSES, DEFAULT_THREADS, BenchContext, ResultRow
+from bench.ingress import KEY_ID, load_stream, release, upsert_manufacturer, wait_consumers_idle
+from models.db import migrate
+from models.db.commerce import Order
+from models.db.engine import connect
+from models.db.machinery import ExternalOperation, ParkedMessage, QuarantinedMessage
+from tasks.messages.signing import sign
+from tests import factories
+from tests.fakes.stripe_server import StripeFake
+from workers import processes
+
+ORDERS = 10_000
+TOTAL = 25_800  # the sample order's total: what each capture must take
+#: Emails are a flow of their own (see the backorders bench): the workers leave them queued.
+QUEUES = ("default", "payments")
+_POLL_S = 0.05
+
+
+def capture_scenario(ctx: BenchContext, *, orders: int = ORDERS) -> list[ResultRow]:
+    """One row: `orders` orders from placement to a recorded capture."""
+    if ctx.postgres_server is None or ctx.redis_server is None:
+        raise RuntimeError("the capture bench needs the runner's own servers")
+    base = ctx.baseline()
+    secret = secrets.token_hex(24).encode()  # this run's only; never printed
+    api_key = f"sk_test_{secrets.token_hex(12)}"
+    url = ctx.postgres_server.create_database(f"bench_capture_{uuid.uuid4().hex[:8]}")
+    migrate.upgrade(url)
+    upsert_manufacturer(url, secret)
+    with StripeFake.start(api_key) as fake:
+        intents = [fake.create_authorized_intent(TOTAL, "eur") for _ in range(orders)]
+        bodies = order_bodies(intents, secret)
+        seconds = _timed_run(ctx, url, bodies, fake=fake, secret=secret, api_key=api_key,
+                             orders=orders)  # fmt: skip
+        check_captures(url, fake, intents)
+    note = (
+        f"orderflow worker, {DEFAULT_PROCESSES} processes x {DEFAULT_THREADS} threads, queues "
+        f"{'+'.join(QUEUES)}; clock from release until every capture is recorded; "
+        f"{3 * orders} envelopes; Stripe fake in the bench process"
+    )
+    return [ResultRow("capture", "placed, confirmed, shipped, captured", orders, seconds,
+                      orders / seconds / base.insert_per_s, note)]  # fmt: skip
+
+
+def order_number(seq: int) -> str:
+    return f"BENCH-C{seq:07d}"
+
+
+def order_bodies(intents: list[str], secret: bytes) -> list[bytes]:
+    """Every order's placement, then every confirmation, then every shipment; all signed."""
+    now = datetime.now(UTC).isoformat()  # placed now: no confirmation deadline passes meanwhile
+    placed, confirmed, shipped = [], [], []
+    for seq, pi_id in enumerate(intents):
+        number = order_number(seq)
+        customer = {"id": f"BCC-{seq:07d}", "email": f"c{seq}@example.com", "name": f"C {seq}"}
+        placed.append(_signed("order.placed", secret, number=number, customer=customer,
+                              stripe_payment_intent_id=pi_id, placed_at=now))  # fmt: skip
+        confirmed.append(_signed("order.confirmed", secret, number=number, at=now))
+        shipped.append(_signed("order.shipped", secret, number=number, notify_customer=False,
+                               tracking_numbers=[f"TRK-{seq:07d}"]))  # fmt: skip
+    return placed + confirmed + shipped
+
+
+def _signed(type_: str, secret: bytes, **fields: Any) -> bytes:
+    return factories.body(sign(factories.envelope(type_, signed=False, **fields), KEY_ID, secret))
+
+
+def _timed_run(
+    ctx: BenchContext, url: str, bodies: list[bytes], *, fake: StripeFake, secret: bytes,
+    api_key: str, orders: int,
+) -> float:  # fmt: skip
+    client = redis.Redis.from_url(ctx.redis_url)
+    try:
+        load_stream(client, bodies)
+        with tempfile.TemporaryDirectory(prefix="orderflow-bench-capture-") as workdir:
+            env = processes.child_env({
+                "ORDERFLOW_DATABASE_URL": url, "ORDERFLOW_REDIS_URL": ctx.redis_url,
+                "ORDERFLOW_SIGNING_KEYS": f"{KEY_ID}:{secret.decode()}",
+                "ORDERFLOW_STRIPE_API_KEY": api_key, "ORDERFLOW_STRIPE_API_BASE": fake.base_url,
+                "ORDERFLOW_DATA_DIR": workdir,
+            })  # fmt: skip
+            args = ["worker", "--processes", str(DEFAULT_PROCESSES),
+                    "--threads", str(DEFAULT_THREADS)]  # fmt: skip
+            args += [arg for queue in QUEUES for arg in ("--queue", queue)]
+            proc = processes.start("capture-worker", args, env, Path(workdir))
+            try:
+                blocked = wait_consumers_idle(client, proc, DEFAULT_PROCESSES, 60.0)
+                started = time.perf_counter()
+                release(client, blocked)
+                _wait_captured(url, proc, orders, timeout=max(300.0, orders / 4))
+                return time.perf_counter() - started
+            finally:
+                proc.terminate()
+    finally:
+        client.close()
+
+
+def _wait_captured(url: str, proc: processes.OrderflowProcess, orders: int, timeout: float) -> None:
+    """Poll until `orders` capture operations are settled `done` (bounded in time)."""
+    db = connect(url, pool_size=1)
+    query = (
+        select(func.count())
+        .select_from(ExternalOperation)
+        .where(ExternalOperation.kind == "capture", ExternalOperation.status == "done")
+    )
+    try:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline and proc.popen.poll() is None:
+            with db.sessions() as session:
+                if int(session.scalar(query) or 0) >= orders:
+                    return
+            time.sleep(_POLL_S)
+    finally:
+        db.dispose()
+    raise RuntimeError(f"captures not recorded in {timeout} s:\n{proc.log_text()[-3000:]}")
+
+
+def check_captures(url: str, fake: StripeFake, intents: list[str]) -> None:
+    """A fast run that lost, duplicated, parked or quarantined anything must not count."""
+    captures = Counter(e.pi_id for e in fake.effects if e.kind == "capture")
+    db = connect(url, pool_size=1)
+    try:
+        with db.sessions() as session:
+            states = Counter(session.execute(
+                select(Order.confirmation_status, Order.fulfillment_status, Order.payment_status)
+            ).tuples())  # fmt: skip
+            held = {m.__name__: int(session.scalar(select(func.count()).select_from(m)) or 0)
+                    for m in (QuarantinedMessage, ParkedMessage)}  # fmt: skip
+    finally:
+        db.dispose()
+    wanted = {("confirmed", "shipped", "paid"): len(intents)}
+    if captures != dict.fromkeys(intents, 1) or dict(states) != wanted or any(held.values()):
+        raise RuntimeError(
+            f"capture bench effects: {sum(captures.values())} captures over {len(captures)} "
+            f"intents (want {len(intents)} once each); orders {dict(states)}; {held}"
+        )
