@@ -20,7 +20,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.backlog import backlog_scenario
+from bench.backorders import backorders_scenario
 from bench.baseline import BenchContext, ResultRow, drain_seconds
+from bench.capture import capture_scenario
+from bench.deadlines import deadlines_scenario
 from bench.ingress import ingress_scenario
 from bench.ledger import ledger_scenario
 from tests.services import PostgresServer, RedisServer
@@ -57,6 +61,10 @@ SCENARIOS: dict[str, Scenario] = {
     "baseline": baseline_scenario,
     "ingress": ingress_scenario,
     "ledger": ledger_scenario,
+    "backorders": backorders_scenario,
+    "deadlines": deadlines_scenario,
+    "backlog": backlog_scenario,
+    "capture": capture_scenario,
 }
 
 

@@ -6,11 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from models.db import intake
+from models.db import intake, scheduler_runs
 from models.db.outbox import claim_due
+from tasks import deadlines, holds
 from workers.runtime import Runtime
 
 RELAY_BATCH = 500
+TICKS_KEPT = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,51 @@ def expire_parked(rt: Runtime, now: datetime) -> str:
     return f"expired={len(expired)}"
 
 
-def default_jobs(tick: timedelta) -> list[PeriodicJob]:
+def scan_deadlines(rt: Runtime, now: datetime) -> str:
+    """Mark orders past their confirmation deadline and stage each one's failure message."""
+    s = rt.settings
+    done = deadlines.run_tick(rt.new_uow, now, deadlines.mark_overdue,
+                              s.deadline_scan_per_tick, s.deadline_scan_batch)  # fmt: skip
+    return f"marked={done.taken} messages={done.staged}"
+
+
+def remind_desk(rt: Runtime, now: datetime) -> str:
+    """Email the order desk about orders whose reminder time (a share of the window) came."""
+    s = rt.settings
+    step = deadlines.reminder_step(s.desk_email)
+    done = deadlines.run_tick(rt.new_uow, now, step, s.deadline_scan_per_tick,
+                              s.deadline_scan_batch)  # fmt: skip
+    return f"taken={done.taken} reminded={done.staged}"
+
+
+def watch_holds(rt: Runtime, now: datetime) -> str:
+    """Warn the desk before card holds lapse, mark lapsed ones, learn unknown expiry times."""
+    warn = timedelta(hours=rt.settings.hold_warning_h)
+    with rt.new_uow() as uow:
+        done = holds.watch(uow, now, warn, limit=RELAY_BATCH)
+        uow.commit()
+    return f"warned={done.warned} expired={done.expired} asked={done.asked}"
+
+
+def prune_ticks(rt: Runtime, now: datetime) -> str:
+    """Forget claimed ticks older than a week (two exclusive jobs claim ~35,000 a day)."""
+    with rt.new_uow() as uow:
+        pruned = scheduler_runs.prune(uow.session, now - TICKS_KEPT, limit=10 * RELAY_BATCH)
+        uow.commit()
+    return f"pruned={pruned}"
+
+
+def default_jobs(tick: timedelta, deadline_scan: timedelta | None = None) -> list[PeriodicJob]:
     """Every periodic job, in the order a tick runs them."""
+    scan = max(tick, deadline_scan or tick)
     return [
         PeriodicJob("outbox_relay", tick, relay_outbox),
         PeriodicJob("outbox_reconciler", max(tick, timedelta(seconds=2)), reconcile_outbox),
         PeriodicJob("parking_expiry", max(tick, timedelta(seconds=5)), expire_parked),
+        # Exclusive: one scheduler per tick scans. The scans would be exactly-once anyway
+        # (row locks and conditional updates); the claim saves the others the work.
+        PeriodicJob("confirmation_scan", scan, scan_deadlines, exclusive=True),
+        PeriodicJob("desk_reminders", scan, remind_desk, exclusive=True),
+        PeriodicJob("tick_pruning", max(tick, timedelta(minutes=1)), prune_ticks),
+        PeriodicJob("hold_watch", max(tick, timedelta(seconds=30)), watch_holds, exclusive=True),
     ]

@@ -8,6 +8,7 @@ import socket
 import threading
 from datetime import datetime
 
+from models.db import scheduler_runs
 from models.db.machinery import SchedulerRun
 from models.db.sql import insert_ignore
 from scheduler.jobs import PeriodicJob
@@ -43,11 +44,20 @@ def run_once(rt: Runtime, jobs: list[PeriodicJob], last: dict[str, datetime], ow
             continue
         try:
             outcome = job.run(rt, now)
+            if job.exclusive:
+                finish_tick(rt, job, tick, outcome)
         except Exception:
             # One failing job must not stop the others; it runs again next tick.
             log.exception("scheduler job %s failed", job.name)
             continue
         log.debug("scheduler job %s: %s", job.name, outcome)
+
+
+def finish_tick(rt: Runtime, job: PeriodicJob, tick: datetime, outcome: str) -> None:
+    """Record how a claimed tick ended (visible in the database, e.g. to find a scan cut short)."""
+    with rt.new_uow() as uow:
+        scheduler_runs.finish(uow.session, job.name, tick, rt.clock(), outcome)
+        uow.commit()
 
 
 def run_scheduler(rt: Runtime, jobs: list[PeriodicJob], stop: threading.Event) -> None:

@@ -20,6 +20,10 @@ def run(log_level: str = "INFO") -> None:
     prepare_database(settings)
     rt = open_runtime(settings)
     try:
-        run_scheduler(rt, default_jobs(timedelta(seconds=settings.scheduler_tick_s)), stop)
+        jobs = default_jobs(
+            timedelta(seconds=settings.scheduler_tick_s),
+            timedelta(seconds=settings.deadline_scan_s),
+        )
+        run_scheduler(rt, jobs, stop)
     finally:
         rt.close()

@@ -4,6 +4,7 @@ messages to anyone else (the manufacturer, the order desk) by email or signed we
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -75,6 +76,27 @@ def _customer_context(order: Order, customer: Customer, extra: dict[str, Any]) -
     }
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A message about an order to `recipient` (an address, or a URL for `webhook`); `context`
+    is all its template (or webhook body) sees."""
+
+    order_id: int
+    recipient: str
+    template: str
+    cause: str
+    context: dict[str, Any]
+    channel: str = "email"
+
+    def row(self) -> dict[str, Any]:
+        """The notification row; its key makes it unique per (order, cause, template, channel)."""
+        suffix = "" if self.channel == "email" else f":{self.channel}"
+        key = f"order:{self.order_id}:{self.cause}:{self.template}{suffix}"
+        return {"key": key, "order_id": self.order_id, "kind": self.template,
+                "channel": self.channel, "recipient": self.recipient, "template": self.template,
+                "context": self.context}  # fmt: skip
+
+
 def stage_to(
     uow: UnitOfWork,
     order: Order,
@@ -85,21 +107,19 @@ def stage_to(
     context: dict[str, Any],
     channel: str = "email",
 ) -> bool:
-    """One message about `order` to `recipient` (an address, or a URL for `webhook`), unique per
-    (order, cause, template, channel); True when new. `context` is all the template sees."""
-    suffix = "" if channel == "email" else f":{channel}"
-    new_id = notifications.add(
-        uow.session,
-        key=f"order:{order.id}:{cause}:{template}{suffix}",
-        order_id=order.id,
-        kind=template,
-        recipient=recipient,
-        template=template,
-        context=context,
-        at=uow.clock(),
-        channel=channel,
-    )
-    if new_id is None:
-        return False
-    uow.stage(JOBS[channel], f"notify:{new_id}", {"notification_id": new_id}, queue="notifications")
-    return True
+    """One message about `order` to `recipient`; True when new (see `Outgoing`)."""
+    return stage_all(uow, [Outgoing(order.id, recipient, template, cause, context, channel)]) == 1
+
+
+def stage_all(uow: UnitOfWork, messages: Sequence[Outgoing]) -> int:
+    """Stage messages and their send jobs in a fixed number of statements, however many; how
+    many were new (one already staged under its key is left alone)."""
+    added = 0
+    for channel, job in JOBS.items():
+        rows = [m.row() for m in messages if m.channel == channel]
+        if not rows:
+            continue
+        new_ids = notifications.add_many(uow.session, rows, uow.clock())
+        jobs = [(f"notify:{i}", {"notification_id": i}) for i in new_ids]
+        added += uow.stage_many(job, jobs, queue="notifications")
+    return added

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tasks.jobs import QUEUES
+from workers.backlog_cli import backlog_app
 from workers.cli_views import (
     backorders_app,
     customer_app,
@@ -26,6 +27,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(customer_app, name="customer")
 app.add_typer(payments_app, name="payments")
 app.add_typer(backorders_app, name="backorders")
+app.add_typer(backlog_app, name="backlog")
 
 
 @app.command()
@@ -103,6 +105,33 @@ def webhooks(log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO"
         typer.echo(f"orderflow webhooks: {error}", err=True)
         raise typer.Exit(2) from None
     serve(settings, log_level)
+
+
+@app.command()
+def status(
+    soon_hours: Annotated[
+        float, typer.Option(help="Count orders due within this many hours as due soon.")
+    ] = 24.0,
+    limit: Annotated[int, typer.Option(help="List at most this many orders of each kind.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """What needs attention: overdue and soon-due confirmations per manufacturer."""
+    import json
+    from datetime import timedelta
+
+    from rich.console import Console
+
+    from workers.commands.context import database
+    from workers.commands.status import StatusOptions, collect, print_status
+    from workers.runtime import utc_now
+
+    options = StatusOptions(soon=timedelta(hours=soon_hours), limit=limit)
+    with database(Settings()) as db, db.sessions() as session:
+        report = collect(session, utc_now(), options)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print_status(Console(), report)
 
 
 @app.command()

@@ -166,6 +166,19 @@ def export_notifications(fmt: Annotated[Format, typer.Option("--format")] = Form
         write_rows(iter_notifications(session), NOTIFICATION_COLUMNS, fmt.value, sys.stdout)
 
 
+@export_app.command("paid-backlog")
+def export_paid_backlog(fmt: Annotated[Format, typer.Option("--format")] = Format.CSV) -> None:
+    """Every paid backlog SKU (order, SKU, quantity, remaining, created) and the delivery notes
+    that consumed it, streamed to stdout."""
+    from workers.commands.backlog import PAID_BACKLOG_COLUMNS, iter_paid_backlog
+    from workers.commands.context import database
+    from workers.commands.orders import write_rows
+
+    with database(Settings()) as db, db.sessions() as session:
+        rows = iter_paid_backlog(session, fmt.value)
+        write_rows(rows, PAID_BACKLOG_COLUMNS, fmt.value, sys.stdout)
+
+
 @customer_app.command("show")
 def customer_show(
     customer_id: str, as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False

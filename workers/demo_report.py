@@ -24,6 +24,7 @@ EXPECTED_REASONS = {
 
 
 EXPECTED_EMAILS = 7
+CUSTOMER_DOMAIN = "@example.com"
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,19 @@ def print_report(
     )
 
 
+def customer_mail(mails: Sequence[ReceivedMail]) -> list[ReceivedMail]:
+    """The customers' emails. Manufacturers and the desk may also get deadline messages,
+    how many depends on the weekday the demo runs (deadlines count business days)."""
+    return [m for m in mails if m.rcpt_tos[0].endswith(CUSTOMER_DOMAIN)]
+
+
 def print_mail(console: Console, mails: Sequence[ReceivedMail]) -> bool:
-    """What the local SMTP server received; True when it is exactly the expected mail."""
+    """What the local SMTP server received; True when the customers got exactly the expected
+    mail and nobody got a message twice."""
     table = Table("to", "subject", "first line", title="Emails received by the local SMTP sink")
     for item in mails:
         first = next((line for line in item.text.splitlines()[1:] if line.strip()), "")
         table.add_row(item.rcpt_tos[0], item.subject or "", first[:60])
     console.print(table)
-    return len(mails) == EXPECTED_EMAILS and len({m.message_id for m in mails}) == len(mails)
+    unique = len({m.message_id for m in mails}) == len(mails)
+    return len(customer_mail(mails)) == EXPECTED_EMAILS and unique

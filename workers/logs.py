@@ -16,3 +16,5 @@ def configure_logging(level: str = "INFO") -> None:
     )
     # dramatiq logs every requeue at INFO; keep the noise for debugging.
     logging.getLogger("dramatiq").setLevel(logging.WARNING)
+    # The stripe package logs every request and response at INFO: two lines per call.
+    logging.getLogger("stripe").setLevel(logging.WARNING)

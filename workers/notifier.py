@@ -8,6 +8,7 @@ again with the same Message-ID (at least once, never lost).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -49,25 +50,36 @@ def register(settings: Settings) -> None:
 
     @external_job(SEND_JOB, queue="notifications")
     def send_notification(new_uow: UowFactory, payload: dict[str, Any]) -> None:
-        notification_id = int(payload["notification_id"])
-        with new_uow() as uow:
-            claim = notifications.claim(uow.session, notification_id, uow.clock(), STALE_SENDING)
-            status = None if claim else notifications.status_of(uow.session, notification_id)
-            uow.commit()
-        if claim is None:
-            if status == "sending":
-                raise RetryableError("in_progress", "another worker is sending it")
-            return  # sent, failed or gone: nothing to do
-        try:
+        def send(claim: notifications.Claim) -> str:
             if target is None:
                 raise RetryableError("smtp_unconfigured", "ORDERFLOW_SMTP_URL is not set")
             email = build_email(env, claim, settings.mail_from)
             mail.send(target, email)
-        except (PermanentError, RetryableError) as error:
-            final = isinstance(error, PermanentError)
-            _settle(new_uow, notification_id, "failed" if final else "pending", str(error))
-            raise
-        _settle(new_uow, notification_id, "sent", None, email["Message-ID"])
+            return str(email["Message-ID"])
+
+        deliver(new_uow, int(payload["notification_id"]), send)
+
+
+def deliver(
+    new_uow: UowFactory, notification_id: int, send: Callable[[notifications.Claim], str]
+) -> None:
+    """Claim the notification, `send` it (returning its message id), record the outcome: the
+    steps every channel shares. Our errors are recorded on the row and re-raised."""
+    with new_uow() as uow:
+        claim = notifications.claim(uow.session, notification_id, uow.clock(), STALE_SENDING)
+        status = None if claim else notifications.status_of(uow.session, notification_id)
+        uow.commit()
+    if claim is None:
+        if status == "sending":
+            raise RetryableError("in_progress", "another worker is sending it")
+        return  # sent, failed or gone: nothing to do
+    try:
+        message_id = send(claim)
+    except (PermanentError, RetryableError) as error:
+        final = isinstance(error, PermanentError)
+        _settle(new_uow, notification_id, "failed" if final else "pending", str(error))
+        raise
+    _settle(new_uow, notification_id, "sent", None, message_id)
 
 
 def _settle(

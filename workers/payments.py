@@ -108,8 +108,12 @@ def _capture(new_uow: UowFactory, gateway: Gateway, job: Claimed) -> None:
     if job.read_first:
         read = stripe.retrieve(job.intent_id)
         capture_before = read.capture_before
-        settle(new_uow, lambda uow: outcomes.learn_hold(uow, op_id, read.capture_before))
-        if capture_verdict(read.status) is not IntentVerdict.CAPTURE:
+        capturable = capture_verdict(read.status) is IntentVerdict.CAPTURE
+        # A first try that goes on to capture need not store the expiry (a retry reads the
+        # intent again; a captured hold has none): that saves a transaction per capture.
+        if not capturable or job.claim.attempt > 1:
+            settle(new_uow, lambda uow: outcomes.learn_hold(uow, op_id, read.capture_before))
+        if not capturable:
             apply_capture_verdict(new_uow, op_id, read)
             return
     if hold_expired(capture_before, datetime.now(UTC)):  # no doomed capture attempts

@@ -12,7 +12,7 @@ from models.db import migrate
 from models.db.engine import Database, connect
 from models.db.uow import StagedJob, UnitOfWork
 from tasks.runner import RunResult, run_outbox_job
-from workers import egress, embedded, notifier
+from workers import egress, egress_batch, embedded, notifier, oem_webhook, payment_jobs
 from workers.actors import JOB_MAX_ATTEMPTS, declare_actors, enqueue_staged
 from workers.broker import build_broker
 from workers.settings import Settings
@@ -45,6 +45,11 @@ class Runtime:
             self.clock,
             publisher=self.publish,
             redeliver_after=timedelta(seconds=self.settings.outbox_redeliver_after_s),
+            options={
+                "backorder_policy": self.settings.backorder_policy,
+                "reminder_share": str(self.settings.reminder_share),
+                "desk_email": self.settings.desk_email,
+            },
         )
 
     def publish(self, staged: Sequence[StagedJob]) -> None:
@@ -58,7 +63,10 @@ class Runtime:
     def declare_actors(self) -> None:
         """Bind the job actors to this runtime's broker (worker processes only)."""
         notifier.register(self.settings)
+        oem_webhook.register(self.settings)
         egress.register(self.broker.client, self.settings.egress_max_len)
+        egress_batch.register(self.broker.client, self.settings.egress_max_len)
+        payment_jobs.register(self.settings)
         declare_actors(self.broker, self.run_job)
 
     def close(self) -> None:

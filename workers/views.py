@@ -13,7 +13,7 @@ def print_order(console: Console, details: dict[str, Any]) -> None:
     console.print(f"[bold]Order {details['number']}[/]  {details['currency']} {details['total']}")
     console.print(
         f"confirmation: {details['confirmation_status']}"
-        f" (due {details['confirmation_deadline']}, breached: {details['deadline_breached']})"
+        f" (due {details['confirmation_deadline']}, breached: {_breach(details)})"
         f"   fulfillment: {details['fulfillment_status']}"
         f"   payment: {details['payment_status']}"
     )
@@ -32,7 +32,7 @@ def print_order(console: Console, details: dict[str, Any]) -> None:
     console.print(lines)
     sent = Table("kind", "to", "status", "attempts", "last error", title="notifications")
     for note in details["notifications"]:
-        sent.add_row(note["kind"], note["recipient"], note["status"], str(note["attempts"]),
+        sent.add_row(note["kind"], _recipient(note), note["status"], str(note["attempts"]),
                      note["last_error"] or "")  # fmt: skip
     console.print(sent)
     if details.get("restock_decisions"):
@@ -46,3 +46,14 @@ def print_order(console: Console, details: dict[str, Any]) -> None:
     for event in details["timeline"]:
         events.add_row(event["at"], event["kind"], event["summary"])
     console.print(events)
+
+
+def _breach(details: dict[str, Any]) -> str:
+    if details["deadline_breached"] and details.get("deadline_breached_at"):
+        return f"yes, found {details['deadline_breached_at']}"
+    return "yes" if details["deadline_breached"] else "no"
+
+
+def _recipient(note: dict[str, Any]) -> str:
+    channel = note.get("channel", "email")
+    return str(note["recipient"]) if channel == "email" else f"{channel}: {note['recipient']}"

@@ -43,6 +43,9 @@ _AWAITING_CONFIRMATION = (
     "confirmation_status <> 'confirmed' AND NOT confirmation_overdue AND NOT archived"
     " AND fulfillment_status <> 'cancelled'"
 )
+# The confirmation scan repeats this predicate word for word (models/db/deadlines.py), so both
+# databases match its query to the partial index below.
+AWAITING_CONFIRMATION_SQL = _AWAITING_CONFIRMATION
 
 
 class Order(Base):
@@ -211,6 +214,16 @@ class BacklogSku(Base):
     unit_price: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    __table_args__ = (
+        # One paid backlog SKU per order line, whatever runs twice (bulk chunks insert with
+        # ON CONFLICT on this index); one regular row per SKU of an order (SKUs are unique
+        # per order; regular rows carry no line id because lines are replaced wholesale).
+        Index("uq_backlog_skus_paid_line", "line_id", unique=True,
+              postgresql_where=text("kind = 'paid'"), sqlite_where=text("kind = 'paid'")),
+        Index("uq_backlog_skus_regular_sku", "order_id", "sku", unique=True,
+              postgresql_where=text("kind = 'regular'"), sqlite_where=text("kind = 'regular'")),
+    )  # fmt: skip
+
 
 class DeliveryNote(Base):
     """A shipment document made from backlog SKUs."""
@@ -220,6 +233,7 @@ class DeliveryNote(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     envelope_id: Mapped[str | None] = mapped_column(String(36))
+    reference: Mapped[str | None] = mapped_column(String(255))  # the producer's note number
 
 
 class DeliveryNoteLine(Base):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from models.db.commerce import Order, OrderLine
@@ -65,6 +65,14 @@ def record(
             envelope_id=envelope_id,
         )
     )
+
+
+def record_many(session: Session, events: Sequence[dict[str, Any]]) -> None:
+    """Append many timeline events in one statement; each holds order_id, at, kind, summary and
+    optionally details."""
+    if events:
+        rows = [{"details": {}, "envelope_id": None, **event} for event in events]
+        session.execute(insert(TimelineEvent), rows)
 
 
 def timeline(session: Session, order_id: int) -> Sequence[TimelineEvent]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from models.db.base import Base
+from models.db.bulk_jobs import BulkJob, BulkJobResult
 from models.db.commerce import (
     BacklogSku,
     Customer,
@@ -33,6 +34,8 @@ from models.db.machinery import (
 __all__ = [
     "BacklogSku",
     "Base",
+    "BulkJob",
+    "BulkJobResult",
     "Customer",
     "DeliveryNote",
     "DeliveryNoteLine",

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.db import stock
+from models.db import backlog, stock
 from models.db.commerce import Order
 from models.db.ledger import refresh
 from models.db.orders import order_lines, record, replace_lines
@@ -49,6 +49,7 @@ def split_order(uow: UnitOfWork, message: DecodedMessage) -> str:
     order.fulfillment_status = FulfillmentStatus.PROCESSING.value
     order.fulfillment_changed_at = message.envelope.occurred_at
     order.updated_at = now
+    backlog.follow_split(session, order, backorder, now)
     refresh(session, order)
     refresh(session, backorder)
     moved = ", ".join(f"{line.quantity} x {line.sku}" for line in plan.move)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from models.db import backlog
 from models.db.orders import record, replace_lines
 from models.db.uow import UnitOfWork
+from models.domain.backlog import check_lines_may_follow
 from models.domain.confirmation import advance
 from models.domain.notifications import ORDER_CONFIRMED
 from models.domain.orders import (
@@ -33,7 +35,11 @@ def _advance(uow: UnitOfWork, message: DecodedMessage, reported: ConfirmationSta
     order.confirmation_status = after.value
     if after is ConfirmationStatus.CONFIRMED and order.confirmed_at is None:
         order.confirmed_at = data.at
+        # Nothing left to remind the desk of; a breach already marked stays on record.
+        order.confirmation_remind_at = None
         notify.stage(uow, order, ORDER_CONFIRMED, str(message.envelope.id))
+    # A confirmed order's lines become its regular backlog (once; SPEC 1.1).
+    backlog.ensure_regular(uow.session, order, now)
     order.updated_at = now
     summary = f"confirmation {before.value} -> {after.value}"
     if after is before:
@@ -68,10 +74,12 @@ def change_lines(uow: UnitOfWork, message: DecodedMessage) -> None:
         fulfillment=FulfillmentStatus(order.fulfillment_status),
         archived=order.archived,
     )
+    check_lines_may_follow(has_delivery_note=backlog.has_delivery_note(uow.session, order.id))
     lines = line_specs(data.lines)
     replace_lines(uow.session, order.id, lines)
     before, order.total = order.total, order_total(lines)
     order.updated_at = uow.clock()
+    backlog.follow_lines(uow.session, order, order.updated_at)
     record(
         uow.session,
         order,

@@ -16,7 +16,8 @@ from models.db.commerce import Customer, Manufacturer, Order, OrderLine
 from models.db.machinery import TimelineEvent
 from models.db.sql import upsert_many
 from models.db.uow import UnitOfWork
-from models.domain.calendar import BusinessCalendar, confirmation_deadline
+from models.domain.calendar import BusinessCalendar, confirmation_deadline, reminder_time
+from models.domain.deadlines import DEFAULT_REMINDER_SHARE
 from models.domain.errors import PermanentError
 from models.domain.ledger import payment_status, totals
 from models.domain.orders import LineSpec, initial_hold, order_total
@@ -49,19 +50,29 @@ def line_specs(lines: Sequence[OrderLineV1]) -> list[LineSpec]:
     return [LineSpec(x.sku, x.quantity, x.unit_price, x.is_insert) for x in lines]
 
 
-def order_row(data: OrderPlacedV1, manufacturer: Manufacturer, now: datetime) -> dict[str, Any]:
-    """Every column of a new order."""
+def reminder_share(uow: UnitOfWork) -> float:
+    """Where in the confirmation window the desk is reminded (ORDERFLOW_REMINDER_SHARE, passed
+    in by the composition root); the default where no settings are at hand (tools, tests)."""
+    return float(uow.options.get("reminder_share", DEFAULT_REMINDER_SHARE))
+
+
+def order_row(
+    data: OrderPlacedV1, manufacturer: Manufacturer, now: datetime, share: float
+) -> dict[str, Any]:
+    """Every column of a new order; `share` places the desk reminder within the window."""
     method = PaymentMethod(data.payment_method.value)
     hold = initial_hold(method)
     total = order_total(line_specs(data.lines))
+    deadline = confirmation_deadline(
+        data.placed_at, calendar_of(manufacturer), manufacturer.sla_business_days
+    )
     return {
         "number": data.number, "parent_id": None, "customer_id": data.customer.id,
         "manufacturer_id": manufacturer.id, "currency": data.currency, "total": total,
         "payment_method": method.value, "stripe_payment_intent_id": data.stripe_payment_intent_id,
         "placed_at": data.placed_at, "confirmation_status": ConfirmationStatus.NEW.value,
-        "confirmation_deadline": confirmation_deadline(
-            data.placed_at, calendar_of(manufacturer), manufacturer.sla_business_days
-        ),
+        "confirmation_deadline": deadline,
+        "confirmation_remind_at": reminder_time(data.placed_at, deadline, share),
         "confirmation_overdue": False, "confirmed_at": None,
         "fulfillment_status": FulfillmentStatus.UNFULFILLED.value, "fulfillment_changed_at": None,
         "payment_status": payment_status(totals(total, [], []), hold).value,
@@ -131,7 +142,7 @@ def place_order(uow: UnitOfWork, message: DecodedMessage) -> str:
         # Another consumer may be applying its manufacturer.upserted right now: wait for it.
         raise Awaiting("manufacturer", data.manufacturer_id)
     _upsert_customers(session, [data])
-    _insert(session, [(message, order_row(data, manufacturer, now))], now)
+    _insert(session, [(message, order_row(data, manufacturer, now, reminder_share(uow)))], now)
     return f"order:{data.number}"
 
 
@@ -149,8 +160,9 @@ def place_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[st
     if any(d.manufacturer_id not in makers for d in data):
         return None
     _upsert_customers(session, data)
+    share = reminder_share(uow)
     rows = [
-        (m, order_row(d, makers[d.manufacturer_id], now))
+        (m, order_row(d, makers[d.manufacturer_id], now, share))
         for m, d in zip(messages, data, strict=True)
     ]
     _insert(session, rows, now)

@@ -8,11 +8,13 @@ from models.db.uow import UnitOfWork
 from tasks.handlers import (
     backorders,
     cancelling,
+    delivery_notes,
     fulfillment,
     inventory,
     ledger,
     manufacturers,
     orders,
+    paid_backlog,
     placing,
     restock,
     stripe_events,
@@ -41,6 +43,8 @@ HANDLERS: dict[str, Handler] = {
     "order.cancelled": cancelling.cancel_order,
     "order.refund_requested": cancelling.request_refund,
     "stripe.event": stripe_events.handle_stripe_event,
+    "paid_backlog.requested": paid_backlog.request_paid_backlog,
+    "delivery_note.requested": delivery_notes.make_delivery_note,
 }
 
 BULK_HANDLERS: dict[str, BulkHandler] = {

@@ -98,6 +98,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms per response on Linux), which made every Stripe call slow.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         cast(_Server, self.server).fake.serve(self, "GET")
@@ -139,6 +142,8 @@ class StripeFake:
             slow_delay=slow_delay,
         )
         self._requests: Counter[tuple[str, str]] = Counter()
+        # Per object id (e.g. a PaymentIntent), so tests can tell which intents were asked.
+        self._object_requests: dict[str, Counter[tuple[str, str]]] = {}
         self._requests_lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = _Server(port, self)
@@ -213,13 +218,17 @@ class StripeFake:
         with self._requests_lock:
             return dict(self._requests)
 
+    def requests_for(self, obj_id: str) -> dict[tuple[str, str], int]:
+        """Requests seen for one object (e.g. a PaymentIntent id), faulted ones included."""
+        with self._requests_lock:
+            return dict(self._object_requests.get(obj_id, {}))
+
     # --- serving ------------------------------------------------------------------------
     def serve(self, h: BaseHTTPRequestHandler, method: str) -> None:
         url = urlsplit(h.path)
         raw = h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode()
         route, obj_id = match_route(method, url.path)
-        with self._requests_lock:
-            self._requests[(method, route.pattern if route else url.path)] += 1
+        self._count_request(method, route, obj_id, url.path)
         key = h.headers.get("Idempotency-Key") if method == "POST" else None
         headers = {"Stripe-Version": h.headers.get("Stripe-Version") or "2025-01-01"}
         if key is not None:
@@ -256,6 +265,12 @@ class StripeFake:
         if fault is FaultKind.TIMEOUT_AFTER:
             self._stopping.wait(self.faults.timeout_delay)
         send(h, response.status, response.body, {**headers, "Request-Id": response.request_id})
+
+    def _count_request(self, method: str, route: Route | None, obj_id: str, path: str) -> None:
+        with self._requests_lock:
+            self._requests[(method, route.pattern if route else path)] += 1
+            if route is not None and obj_id:
+                self._object_requests.setdefault(obj_id, Counter())[(method, route.pattern)] += 1
 
     def _authorized(self, header: str | None) -> bool:
         scheme, _, credential = (header or "").partition(" ")

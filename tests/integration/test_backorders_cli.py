@@ -87,3 +87,17 @@ def test_order_show_lists_each_restock_decision(waiting: Database) -> None:
     assert text.exit_code == 0
     assert "restock decisions" in text.output
     assert "released" in text.output
+
+
+def test_status_shows_recent_restocks(
+    waiting: Database, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDERFLOW_REDIS_URL", redis_url)
+    _feed(waiting, f.envelope("inventory.received", sku="DRILL", quantity=2))
+    shown = runner.invoke(app, ["status", "--json"])
+    assert shown.exit_code == 0, shown.output
+    recent = json.loads(shown.output)["restocks"]["recent"]
+    assert [(r["sku"], r["received"], r["considered"], r["released"], r["skipped"],
+             r["available_after"]) for r in recent] == [("DRILL", 2, 2, 1, 1, 1)]  # fmt: skip
+    text = runner.invoke(app, ["status"])
+    assert "Recent restocks" in text.output

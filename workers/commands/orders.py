@@ -69,6 +69,13 @@ def write_rows(
     return count
 
 
+def _deadline(order: Order) -> dict[str, Any]:
+    # The breach is kept, with when the scan found it, after a late confirmation.
+    return {"deadline_breached": order.confirmation_overdue,
+            "deadline_breached_at": _iso(order.confirmation_overdue_at),
+            "desk_reminder_at": _iso(order.confirmation_remind_at)}  # fmt: skip
+
+
 def order_details(session: Session, number: str) -> dict[str, Any] | None:
     """Everything `order show` prints, as plain data."""
     order = find_order(session, number)
@@ -77,7 +84,7 @@ def order_details(session: Session, number: str) -> dict[str, Any] | None:
     parent = session.get(Order, order.parent_id) if order.parent_id else None
     details = order_row(order, parent.number if parent else None)
     details["placed_at"] = _iso(order.placed_at)
-    details["deadline_breached"] = order.confirmation_overdue
+    details.update(_deadline(order))
     details["lines"] = [
         {"sku": x.sku, "quantity": x.quantity, "unit_price": x.unit_price, "is_insert": x.is_insert}
         for x in order_lines(session, order.id)
@@ -96,7 +103,8 @@ def order_details(session: Session, number: str) -> dict[str, Any] | None:
         for p in payments
     ]
     details["notifications"] = [
-        {"kind": n.kind, "recipient": n.recipient, "status": n.status, "attempts": n.attempts,
+        {"kind": n.kind, "channel": n.channel, "recipient": n.recipient, "status": n.status,
+         "attempts": n.attempts,
          "last_error": n.last_error, "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
         for n in notifications.for_order(session, order.id)
     ]  # fmt: skip
