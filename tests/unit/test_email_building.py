@@ -122,3 +122,26 @@ def test_smtp_urls_parse(url: str, expected: tuple[object, ...]) -> None:
     target = mail.parse_smtp_url(url)
     assert (target.scheme, target.host, target.port, target.username, target.password) == expected
     assert "p:w" not in repr(target)
+
+
+@pytest.mark.parametrize(
+    ("name", "subject"),
+    [
+        ("desk_hold_expired", "Card hold lapsed: order M1 needs a new payment"),
+        ("desk_hold_expiring", "Card hold on order M1 lapses at 2026-03-09T00:00:00+00:00"),
+        ("desk_capture_failed", "Card payment problem on order M1"),
+    ],
+)
+def test_desk_payment_templates_show_money_in_major_units(name: str, subject: str) -> None:
+    context = {
+        "order_number": "M1",
+        "currency": "EUR",
+        "total": 25_800,
+        "note": None,
+        "capture_before": "2026-03-09T00:00:00+00:00",
+        "reason": "card_declined",
+    }
+    rendered = templating.render(templating.environment(), name, context)
+    assert rendered.subject == subject
+    assert "(258.00 EUR)" in rendered.text
+    assert "(258.00 EUR)" in rendered.html
