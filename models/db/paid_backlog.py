@@ -75,10 +75,7 @@ def iter_eligible_ids(session: Session, size: int) -> Iterator[list[int]]:
     server-side cursor on PostgreSQL): memory stays flat however many orders there are, and the
     table is read once."""
     query = (
-        select(Order.id)
-        .where(eligible_sql())
-        .order_by(Order.id)
-        .execution_options(yield_per=size)
+        select(Order.id).where(eligible_sql()).order_by(Order.id).execution_options(yield_per=size)
     )
     for part in session.execute(query).partitions(size):
         yield [int(row[0]) for row in part]
