@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, insert, literal, null, select, update
+from sqlalchemy import Select, bindparam, delete, exists, insert, literal, null, select, update
 from sqlalchemy.orm import Session
 
 from models.db.base import UTCDateTime
@@ -34,6 +34,28 @@ def _has_backlog(session: Session, order_id: int) -> bool:
     return bool(session.scalar(select(exists().where(BacklogSku.order_id == order_id))))
 
 
+BACKLOG_COLUMNS = [
+    "order_id", "line_id", "sku", "kind", "quantity", "remaining", "unit_price", "created_at",
+]  # fmt: skip
+
+
+def lines_as_backlog(
+    kind: BacklogKind, at: datetime, *, with_line_id: bool
+) -> Select[*tuple[Any, ...]]:
+    """Order lines (with a quantity) as backlog rows of `kind`, in BACKLOG_COLUMNS order;
+    the caller narrows it to its orders."""
+    return select(
+        OrderLine.order_id,
+        OrderLine.id if with_line_id else null(),
+        OrderLine.sku,
+        literal(kind.value),
+        OrderLine.quantity,
+        OrderLine.quantity,
+        OrderLine.unit_price,
+        bindparam("at", at, type_=UTCDateTime()),
+    ).where(OrderLine.quantity > 0)
+
+
 def ensure_regular(session: Session, order: Order, at: datetime) -> int:
     """A confirmed order's lines become regular backlog, once: only while it has no backlog
     at all. Returns how many rows were made."""
@@ -42,27 +64,10 @@ def ensure_regular(session: Session, order: Order, at: datetime) -> int:
     session.flush()  # lines added through the session must be visible to the INSERT ... SELECT
     if _has_backlog(session, order.id):
         return 0
-    source = select(
-        OrderLine.order_id,
-        null(),
-        OrderLine.sku,
-        literal(REGULAR),
-        OrderLine.quantity,
-        OrderLine.quantity,
-        OrderLine.unit_price,
-        bindparam("at", at, type_=UTCDateTime()),
-    ).where(OrderLine.order_id == order.id, OrderLine.quantity > 0)
-    columns = [
-        "order_id",
-        "line_id",
-        "sku",
-        "kind",
-        "quantity",
-        "remaining",
-        "unit_price",
-        "created_at",
-    ]
-    made = session.execute(insert(BacklogSku).from_select(columns, source))
+    source = lines_as_backlog(BacklogKind.REGULAR, at, with_line_id=False).where(
+        OrderLine.order_id == order.id
+    )
+    made = session.execute(insert(BacklogSku).from_select(BACKLOG_COLUMNS, source))
     return int(made.rowcount)  # type: ignore[attr-defined]
 
 

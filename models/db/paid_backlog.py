@@ -12,21 +12,19 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     and_,
-    bindparam,
     exists,
     func,
-    literal,
     not_,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models.db.base import UTCDateTime
+from models.db.backlog import BACKLOG_COLUMNS, lines_as_backlog
 from models.db.commerce import BacklogSku, DeliveryNote, Order, OrderLine
+from models.db.sql import dialect_insert
 from models.domain.backlog import REFUNDED_STATUSES, EligibilityFacts, Unmet
 from models.domain.statuses import (
     BacklogKind,
@@ -141,42 +139,18 @@ def line_counts(session: Session, order_ids: Sequence[int]) -> dict[int, int]:
     return {int(o): int(n) for o, n in session.execute(query)}
 
 
-def _insert(session: Session) -> Any:
-    table = cast(Table, BacklogSku.__table__)
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def create_paid(
     session: Session, order_ids: Sequence[int], at: datetime
 ) -> list[tuple[int, str, int]]:
     """One paid backlog SKU per line of the orders, its whole quantity (an eligible order has no
     delivery note, so nothing of it was delivered); (order_id, sku, quantity) of those new.
     A line that already has one keeps it: the partial unique index makes a re-run a no-op."""
-    source = select(
-        OrderLine.order_id,
-        OrderLine.id,
-        OrderLine.sku,
-        literal(PAID),
-        OrderLine.quantity,
-        OrderLine.quantity,
-        OrderLine.unit_price,
-        bindparam("at", at, type_=UTCDateTime()),
-    ).where(OrderLine.order_id.in_(list(order_ids)), OrderLine.quantity > 0)
-    columns = [
-        "order_id",
-        "line_id",
-        "sku",
-        "kind",
-        "quantity",
-        "remaining",
-        "unit_price",
-        "created_at",
-    ]
+    source = lines_as_backlog(BacklogKind.PAID, at, with_line_id=True).where(
+        OrderLine.order_id.in_(list(order_ids))
+    )
     stmt = (
-        _insert(session)
-        .from_select(columns, source)
+        dialect_insert(session, cast(Table, BacklogSku.__table__))
+        .from_select(BACKLOG_COLUMNS, source)
         .on_conflict_do_nothing(index_elements=["line_id"], index_where=text("kind = 'paid'"))
         .returning(BacklogSku.order_id, BacklogSku.sku, BacklogSku.quantity)
     )

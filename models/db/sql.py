@@ -19,7 +19,8 @@ def insert_ignore(
     return inserted[0] if inserted else None
 
 
-def _dialect_insert(session: Session, table: Table) -> Any:
+def dialect_insert(session: Session, table: Table) -> Any:
+    """INSERT with ON CONFLICT support for the session's database."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -41,7 +42,7 @@ def upsert_many(
     """
     if not rows:
         return
-    stmt = _dialect_insert(session, cast(Table, model.__table__))
+    stmt = dialect_insert(session, cast(Table, model.__table__))
     stmt = stmt.on_conflict_do_update(
         index_elements=conflict_on, set_={column: stmt.excluded[column] for column in update}
     )
@@ -60,7 +61,7 @@ def insert_many_ignore(
         return []
     table = cast(Table, model.__table__)
     stmt = (
-        _dialect_insert(session, table)
+        dialect_insert(session, table)
         .on_conflict_do_nothing(index_elements=conflict_on)
         .returning(*table.primary_key.columns)
     )
