@@ -112,27 +112,25 @@ def held_by(session: Session, order_id: int) -> dict[str, int]:
 
 
 def release_reservations(session: Session, order_id: int) -> dict[str, int]:
-    """Give back everything the order holds (it ships, is cancelled, or is split again)."""
-    held = held_by(session, order_id)
-    for sku in sorted(held):
-        session.execute(
-            update(Inventory)
-            .where(Inventory.sku == sku)
-            .values(reserved=Inventory.reserved - held[sku])
-        )
-    session.execute(delete(StockReservation).where(StockReservation.order_id == order_id))
-    return held
+    """Give back everything the order holds (it is cancelled, or split again)."""
+    return _end_reservations(session, order_id, shipped=False)
 
 
 def ship_reserved(session: Session, order_id: int) -> dict[str, int]:
     """The goods left: what the order held leaves on-hand as well as the reservation."""
-    held = release_reservations(session, order_id)
-    for sku in sorted(held):
-        session.execute(
-            update(Inventory)
-            .where(Inventory.sku == sku)
-            .values(on_hand=Inventory.on_hand - held[sku])
-        )
+    return _end_reservations(session, order_id, shipped=True)
+
+
+def _end_reservations(session: Session, order_id: int, *, shipped: bool) -> dict[str, int]:
+    held = held_by(session, order_id)
+    if not held:
+        return held  # most orders hold nothing: no statements
+    for sku in sorted(held):  # a fixed order, like every other stock update
+        values = {"reserved": Inventory.reserved - held[sku]}
+        if shipped:
+            values["on_hand"] = Inventory.on_hand - held[sku]
+        session.execute(update(Inventory).where(Inventory.sku == sku).values(values))
+    session.execute(delete(StockReservation).where(StockReservation.order_id == order_id))
     return held
 
 
