@@ -11,6 +11,11 @@ from sqlalchemy.orm import Session
 from models.db.base import Base
 
 
+def table_of(model: type[Base]) -> Table:
+    """The Core table behind a mapped class (Core statements skip the ORM's bulk machinery)."""
+    return cast(Table, model.__table__)
+
+
 def insert_ignore(
     session: Session, model: type[Base], values: dict[str, Any], conflict_on: list[str]
 ) -> Any | None:
@@ -42,11 +47,14 @@ def upsert_many(
     """
     if not rows:
         return
-    stmt = dialect_insert(session, cast(Table, model.__table__))
+    table = table_of(model)
+    stmt = dialect_insert(session, table)
+    # RETURNING makes SQLAlchemy send multi-row statements; without it an upsert goes row by
+    # row (its batching is off for ON CONFLICT DO UPDATE, safe here: the keys are distinct).
     stmt = stmt.on_conflict_do_update(
         index_elements=conflict_on, set_={column: stmt.excluded[column] for column in update}
-    )
-    session.execute(stmt, rows)
+    ).returning(*table.primary_key.columns)
+    session.execute(stmt, rows).close()
 
 
 def insert_many_ignore(
@@ -59,7 +67,7 @@ def insert_many_ignore(
     """
     if not rows:
         return []
-    table = cast(Table, model.__table__)
+    table = table_of(model)
     stmt = (
         dialect_insert(session, table)
         .on_conflict_do_nothing(index_elements=conflict_on)

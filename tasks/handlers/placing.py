@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models.db.commerce import Customer, Manufacturer, Order, OrderLine
 from models.db.machinery import TimelineEvent
-from models.db.sql import upsert_many
+from models.db.sql import table_of, upsert_many
 from models.db.uow import UnitOfWork
 from models.domain.calendar import BusinessCalendar, confirmation_deadline, reminder_time
 from models.domain.deadlines import DEFAULT_REMINDER_SHARE
@@ -118,8 +118,10 @@ def _manufacturers(session: Session, ids: set[str]) -> dict[str, Manufacturer]:
 def _insert(
     session: Session, rows: list[tuple[DecodedMessage, dict[str, Any]]], now: datetime
 ) -> None:
+    # Core statements on the tables: the ORM's bulk path costs a third more per row here.
+    orders = table_of(Order)
     numbers = session.execute(
-        insert(Order).returning(Order.id, Order.number), [row for _, row in rows]
+        insert(orders).returning(orders.c.id, orders.c.number), [row for _, row in rows]
     ).all()
     ids = {number: order_id for order_id, number in numbers}
     lines, events = [], []
@@ -127,8 +129,8 @@ def _insert(
         order_id = ids[row["number"]]
         lines.extend(line_rows(order_id, _data(message)))
         events.append(timeline_row(order_id, row, str(message.envelope.id), now))
-    session.execute(insert(OrderLine), lines)
-    session.execute(insert(TimelineEvent), events)
+    session.execute(insert(table_of(OrderLine)), lines)
+    session.execute(insert(table_of(TimelineEvent)), events)
 
 
 def place_order(uow: UnitOfWork, message: DecodedMessage) -> str:

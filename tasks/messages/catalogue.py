@@ -82,6 +82,8 @@ class DecodedMessage:
     data: MessageData
     # The parsed JSON object exactly as received: signatures are checked over this.
     raw: Mapping[str, Any]
+    # `raw` has only ASCII keys, safe integers and no floats (so json.dumps writes RFC 8785).
+    plain: bool = False
 
     @property
     def moves_money(self) -> bool:
@@ -132,10 +134,11 @@ def decode(raw: bytes, max_bytes: int) -> DecodedMessage:
     parsed = _parse_json(raw)
     if not isinstance(parsed, dict):
         raise RejectedMessage(ReasonCode.INVALID_ENVELOPE, "the message must be a JSON object")
-    _check_structure(parsed, raw)
+    plain = _scan(parsed, raw)
     envelope = _validate_envelope(raw)
     model = model_for(envelope.type, envelope.version)
-    return DecodedMessage(envelope=envelope, data=_validate_data(model, envelope), raw=parsed)
+    data = _validate_data(model, envelope, numbers_checked=plain)
+    return DecodedMessage(envelope=envelope, data=data, raw=parsed, plain=plain)
 
 
 class _NotIJsonError(ValueError):
@@ -176,41 +179,43 @@ def _parse_json(raw: bytes) -> Any:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _check_structure(document: dict[str, Any], raw: bytes) -> None:
-    """Refuse unpaired surrogates (not UTF-8 encodable) and nesting deeper than MAX_NESTING."""
+def _scan(document: dict[str, Any], raw: bytes) -> bool:
+    """Refuse unpaired surrogates (not UTF-8 encodable) and nesting deeper than MAX_NESTING;
+    return whether the document is plain: ASCII keys, no floats, safe integers only.
+
+    One walk serves three checks (structure here, numbers in `data`, and the signature's fast
+    canonical form), as this is the ingress's hottest loop.
+    """
     # Valid UTF-8 cannot hold a surrogate: only a backslash-u escape can, and most messages
     # have none, so the regex is skipped for them.
     escapes = b"\\u" in raw
-    stack: list[tuple[Any, int]] = [(document, 1)]
+    plain = True
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(document, 1)]
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if escapes and _SURROGATE.search(item):
-                raise RejectedMessage(ReasonCode.NOT_JSON, "a string has an unpaired surrogate")
-            continue
-        if not isinstance(item, dict | list):
-            continue
+        container, depth = stack.pop()
         if depth > MAX_NESTING:
             detail = f"nested deeper than {MAX_NESTING} levels"
             raise RejectedMessage(ReasonCode.INVALID_ENVELOPE, detail)
-        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children)
-
-
-def _has_unportable_number(value: Any) -> bool:
-    """Whether a float or an unsafe integer is anywhere under `value` (no paths: fast)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, float) or (
-            isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_SAFE_INTEGER
-        ):
-            return True
-    return False
+        if isinstance(container, dict):
+            keys = "".join(container)
+            if plain and not keys.isascii():
+                plain = False
+            if escapes and _SURROGATE.search(keys):
+                raise RejectedMessage(ReasonCode.NOT_JSON, "a string has an unpaired surrogate")
+            items: Any = container.values()
+        else:
+            items = container
+        for item in items:
+            if isinstance(item, str):
+                if escapes and _SURROGATE.search(item):
+                    raise RejectedMessage(ReasonCode.NOT_JSON, "a string has an unpaired surrogate")
+            elif isinstance(item, dict | list):
+                stack.append((item, depth + 1))
+            elif plain and (
+                isinstance(item, float) or (isinstance(item, int) and abs(item) > MAX_SAFE_INTEGER)
+            ):
+                plain = False
+    return plain
 
 
 def _first_unportable_number(value: Any, path: str) -> str | None:
@@ -239,12 +244,10 @@ def _validate_envelope(raw: bytes) -> Envelope:
         raise RejectedMessage(ReasonCode.INVALID_ENVELOPE, detail) from None
 
 
-def _validate_data(model: type[MessageData], envelope: Envelope) -> MessageData:
-    problem = (
-        _first_unportable_number(envelope.data, "data")
-        if _has_unportable_number(envelope.data)
-        else None
-    )
+def _validate_data(
+    model: type[MessageData], envelope: Envelope, *, numbers_checked: bool
+) -> MessageData:
+    problem = None if numbers_checked else _first_unportable_number(envelope.data, "data")
     if problem is not None:
         raise RejectedMessage(ReasonCode.SCHEMA_VIOLATION, problem)
     try:

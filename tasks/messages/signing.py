@@ -68,10 +68,14 @@ class VerifyResult:
         return self.outcome is VerifyOutcome.OK
 
 
-def canonical_body(envelope: Mapping[str, Any]) -> bytes:
-    """The bytes a signature covers; ValueError for floats, unsafe integers or other types."""
+def canonical_body(envelope: Mapping[str, Any], *, plain: bool = False) -> bytes:
+    """The bytes a signature covers; ValueError for floats, unsafe integers or other types.
+
+    `plain` says the caller already knows the envelope is JSON of ASCII keys and safe integers
+    without floats (`decode` finds out while it checks the structure), so the walk is skipped.
+    """
     body = {key: value for key, value in envelope.items() if key != "signature"}
-    if _json_is_canonical(body, 0):
+    if plain or _json_is_canonical(body, 0):
         # For ASCII keys, safe integers and no floats, the C encoder writes RFC 8785 exactly
         # (same escapes, same key order) about six times faster than the walk below.
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -137,8 +141,13 @@ def sign(envelope: Mapping[str, Any], key_id: str, secret: bytes) -> dict[str, A
     return signed
 
 
-def verify(envelope: Mapping[str, Any], keys: Mapping[str, bytes]) -> VerifyResult:
-    """Check the envelope's signature against the named keys; never raises on odd input."""
+def verify(
+    envelope: Mapping[str, Any], keys: Mapping[str, bytes], *, plain: bool = False
+) -> VerifyResult:
+    """Check the envelope's signature against the named keys; never raises on odd input.
+
+    `plain` as for `canonical_body`.
+    """
     signature = envelope.get("signature")
     if signature is None:
         return VerifyResult(VerifyOutcome.MISSING)
@@ -157,7 +166,7 @@ def verify(envelope: Mapping[str, Any], keys: Mapping[str, bytes]) -> VerifyResu
         # An empty secret would make forging trivial, so it verifies nothing.
         return VerifyResult(VerifyOutcome.UNKNOWN_KEY, key_id)
     try:
-        body = canonical_body(envelope)
+        body = canonical_body(envelope, plain=plain)
     except (ValueError, RecursionError):
         return VerifyResult(VerifyOutcome.BAD_SIGNATURE, key_id)
     expected = _digest(secret, body).encode("ascii")
@@ -176,7 +185,7 @@ def authenticate(
     A present signature must verify, whatever the type; types in `required_types` (by default
     the money-moving ones) must be signed. Returns MISSING for an allowed unsigned message.
     """
-    result = verify(message.raw, keys)
+    result = verify(message.raw, keys, plain=message.plain)
     type_ = message.envelope.type
     if result.outcome is VerifyOutcome.MISSING and type_ in required_types:
         raise RejectedMessage(ReasonCode.SIGNATURE_MISSING, f"{type_} must be signed")
