@@ -40,12 +40,25 @@ def stage_many(
     cause: str,
 ) -> int:
     """`stage` for many orders (each with its extra context) in two statements; how many new."""
-    wanted = {order.customer_id for order, _ in orders}
+    return _stage(uow, [(order, cause, extra) for order, extra in orders], template)
+
+
+def stage_each(uow: UnitOfWork, orders: Sequence[tuple[Order, str]], template: str) -> int:
+    """`stage` for many orders, each for its own cause; how many new."""
+    return _stage(uow, [(order, cause, {}) for order, cause in orders], template)
+
+
+def _stage(
+    uow: UnitOfWork, items: Sequence[tuple[Order, str, dict[str, Any]]], template: str
+) -> int:
+    if not items:
+        return 0
+    wanted = {order.customer_id for order, _, _ in items}
     customers = {
         c.id: c for c in uow.session.scalars(select(Customer).where(Customer.id.in_(wanted)))
     }
     rows = []
-    for order, extra in orders:
+    for order, cause, extra in items:
         customer = customers.get(order.customer_id)
         if customer is None:
             continue

@@ -59,13 +59,26 @@ def lines_as_backlog(
 def ensure_regular(session: Session, order: Order, at: datetime) -> int:
     """A confirmed order's lines become regular backlog, once: only while it has no backlog
     at all. Returns how many rows were made."""
-    if order.confirmation_status != ConfirmationStatus.CONFIRMED.value or order.lines_locked:
+    return ensure_regular_many(session, [order], at)
+
+
+def ensure_regular_many(session: Session, orders: Sequence[Order], at: datetime) -> int:
+    """`ensure_regular` for many orders in at most two statements."""
+    wanted = [
+        o.id
+        for o in orders
+        if o.confirmation_status == ConfirmationStatus.CONFIRMED.value and not o.lines_locked
+    ]
+    if not wanted:
         return 0
     session.flush()  # lines added through the session must be visible to the INSERT ... SELECT
-    if _has_backlog(session, order.id):
+    having = select(BacklogSku.order_id).where(BacklogSku.order_id.in_(wanted)).distinct()
+    taken = set(session.scalars(having))
+    bare = [order_id for order_id in wanted if order_id not in taken]
+    if not bare:
         return 0
     source = lines_as_backlog(BacklogKind.REGULAR, at, with_line_id=False).where(
-        OrderLine.order_id == order.id
+        OrderLine.order_id.in_(bare)
     )
     made = session.execute(insert(BacklogSku).from_select(BACKLOG_COLUMNS, source))
     return int(made.rowcount)  # type: ignore[attr-defined]

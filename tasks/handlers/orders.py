@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
 from models.db import backlog
-from models.db.orders import record, replace_lines
+from models.db.commerce import Order
+from models.db.orders import record, record_many, replace_lines
 from models.db.uow import UnitOfWork
 from models.domain.backlog import check_lines_may_follow
 from models.domain.confirmation import advance
@@ -26,32 +32,67 @@ from tasks.messages.v1.orders import (
 
 
 def _advance(uow: UnitOfWork, message: DecodedMessage, reported: ConfirmationStatus) -> None:
+    order = require_order(uow, _progress_data(message).number)
+    newly, event = _move(uow, order, message, reported)
+    record_many(uow.session, [event])
+    if newly:
+        notify.stage(uow, order, ORDER_CONFIRMED, str(message.envelope.id))
+    # A confirmed order's lines become its regular backlog (once; SPEC 1.1).
+    backlog.ensure_regular(uow.session, order, uow.clock())
+
+
+def _advance_many(
+    uow: UnitOfWork, messages: Sequence[DecodedMessage], reported: ConfirmationStatus
+) -> list[str] | None:
+    """`_advance` for a run of messages in a fixed number of statements; None when one of them
+    needs the one-by-one path (its order is not here yet, or it repeats a number)."""
+    numbers = [_progress_data(m).number for m in messages]
+    if len(set(numbers)) != len(numbers):
+        return None
+    # Locked in id order, so that two consumers with overlapping runs cannot deadlock.
+    query = select(Order).where(Order.number.in_(numbers)).order_by(Order.id).with_for_update()
+    found = {order.number: order for order in uow.session.scalars(query)}
+    if len(found) != len(numbers):
+        return None
+    confirmed, events = [], []
+    for message, number in zip(messages, numbers, strict=True):
+        newly, timeline_event = _move(uow, found[number], message, reported)
+        events.append(timeline_event)
+        if newly:
+            confirmed.append((found[number], str(message.envelope.id)))
+    record_many(uow.session, events)
+    notify.stage_each(uow, confirmed, ORDER_CONFIRMED)
+    backlog.ensure_regular_many(uow.session, list(found.values()), uow.clock())
+    return []
+
+
+def _progress_data(message: DecodedMessage) -> OrderAcceptedV1 | OrderConfirmedV1:
     data = message.data
     assert isinstance(data, OrderAcceptedV1 | OrderConfirmedV1)
-    order = require_order(uow, data.number)
+    return data
+
+
+def _move(
+    uow: UnitOfWork, order: Order, message: DecodedMessage, reported: ConfirmationStatus
+) -> tuple[bool, dict[str, Any]]:
+    """Advance one locked order: whether it is newly confirmed (its customer is then told), and
+    its timeline entry."""
+    data = _progress_data(message)
     before = ConfirmationStatus(order.confirmation_status)
     after = advance(before, reported)
     now = uow.clock()
     order.confirmation_status = after.value
-    if after is ConfirmationStatus.CONFIRMED and order.confirmed_at is None:
+    newly = after is ConfirmationStatus.CONFIRMED and order.confirmed_at is None
+    if newly:
         order.confirmed_at = data.at
         # Nothing left to remind the desk of; a breach already marked stays on record.
         order.confirmation_remind_at = None
-        notify.stage(uow, order, ORDER_CONFIRMED, str(message.envelope.id))
-    # A confirmed order's lines become its regular backlog (once; SPEC 1.1).
-    backlog.ensure_regular(uow.session, order, now)
     order.updated_at = now
     summary = f"confirmation {before.value} -> {after.value}"
     if after is before:
         summary = f"{reported.value} reported; stays {before.value}"
-    record(
-        uow.session,
-        order,
-        now,
-        message.envelope.type,
-        summary,
-        envelope_id=str(message.envelope.id),
-    )
+    return newly, {"order_id": order.id, "at": now, "kind": message.envelope.type,
+                   "summary": summary, "envelope_id": str(message.envelope.id)}  # fmt: skip
 
 
 def accept_order(uow: UnitOfWork, message: DecodedMessage) -> None:
@@ -62,6 +103,16 @@ def accept_order(uow: UnitOfWork, message: DecodedMessage) -> None:
 def confirm_order(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Confirmation axis -> confirmed; a breach already recorded stays on record."""
     _advance(uow, message, ConfirmationStatus.CONFIRMED)
+
+
+def accept_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[str] | None:
+    """`accept_order` for a run of messages (see `_advance_many`)."""
+    return _advance_many(uow, messages, ConfirmationStatus.ACCEPTED)
+
+
+def confirm_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[str] | None:
+    """`confirm_order` for a run of messages (see `_advance_many`)."""
+    return _advance_many(uow, messages, ConfirmationStatus.CONFIRMED)
 
 
 def change_lines(uow: UnitOfWork, message: DecodedMessage) -> None:

@@ -49,4 +49,6 @@ HANDLERS: dict[str, Handler] = {
 
 BULK_HANDLERS: dict[str, BulkHandler] = {
     "order.placed": placing.place_orders,
+    "order.accepted": orders.accept_orders,
+    "order.confirmed": orders.confirm_orders,
 }
