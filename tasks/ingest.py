@@ -6,8 +6,9 @@ quarantined while the others commit together; runs of `order.placed` are applied
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -19,6 +20,7 @@ from models.db.orders import find_order
 from models.db.sql import insert_many_ignore
 from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
+from tasks import log_context
 from tasks.handlers.base import Awaiting
 from tasks.handlers.registry import BULK_HANDLERS, HANDLERS
 from tasks.messages.catalogue import (
@@ -32,6 +34,8 @@ from tasks.messages.signing import authenticate
 
 ALL_TYPES = frozenset(type_ for type_, _ in CATALOGUE)
 Admitted = tuple[DecodedMessage, bytes]
+# (type, envelopes, seconds) of each run of a batch: one envelope, or a set-based run.
+Timings = list[tuple[str, int, float]]
 
 
 @dataclass(frozen=True)
@@ -56,13 +60,21 @@ class Outcome:
     result: str  # applied | duplicate | parked | quarantined
     reason: str = ""
     envelope_id: str | None = None
+    # The decoded message, when the body got that far (for metrics and log lines).
+    message: DecodedMessage | None = field(default=None, compare=False, repr=False)
 
 
-def ingest_batch(uow: UnitOfWork, bodies: Sequence[bytes], policy: IngestPolicy) -> list[Outcome]:
+def ingest_batch(
+    uow: UnitOfWork,
+    bodies: Sequence[bytes],
+    policy: IngestPolicy,
+    timings: Timings | None = None,
+) -> list[Outcome]:
     """Apply every body in `uow`'s transaction; the caller commits.
 
     Runs of messages that have a bulk handler (`order.placed`) are applied set-based, in a
-    fixed number of statements; a run the bulk handler declines goes one by one.
+    fixed number of statements; a run the bulk handler declines goes one by one. `timings`,
+    when given, receives how long each run took.
     """
     admitted = [_admit(uow, body, policy) for body in bodies]
     outcomes: list[Outcome] = []
@@ -74,9 +86,12 @@ def ingest_batch(uow: UnitOfWork, bodies: Sequence[bytes], policy: IngestPolicy)
             index += 1
             continue
         run = _bulk_run(admitted, index)
+        started = time.perf_counter()
         bulk = _apply_bulk(uow, run, policy) if len(run) > 1 else None
         if bulk is None:
             bulk = [_apply_admitted(uow, message, body, policy) for message, body in run]
+        if timings is not None:
+            timings.append((run[0][0].envelope.type, len(run), time.perf_counter() - started))
         outcomes.extend(bulk)
         index += len(run)
     return outcomes
@@ -100,7 +115,8 @@ def _admit(uow: UnitOfWork, body: bytes, policy: IngestPolicy) -> Outcome | Admi
         authenticate(message, policy.keys, policy.signed_types | MONEY_MOVING_TYPES)
     except RejectedMessage as rejected:
         identity = (str(message.envelope.id), message.envelope.type)
-        return _quarantine(uow, body, rejected.reason_code.value, rejected.detail, identity)
+        reason = rejected.reason_code.value
+        return _quarantine(uow, body, reason, rejected.detail, identity, message=message)
     return (message, body)
 
 
@@ -121,6 +137,15 @@ def _bulk_run(admitted: Sequence[Outcome | Admitted], start: int) -> list[Admitt
 
 def _apply_bulk(uow: UnitOfWork, run: list[Admitted], policy: IngestPolicy) -> list[Outcome] | None:
     """Remember and apply a run set-based; None (nothing kept) when it must go one by one."""
+    # Lines logged meanwhile concern the whole run: they carry its type and size.
+    token = log_context.enter({"type": run[0][0].envelope.type, "envelopes": len(run)})
+    try:
+        return _apply_run(uow, run, policy)
+    finally:
+        log_context.leave(token)
+
+
+def _apply_run(uow: UnitOfWork, run: list[Admitted], policy: IngestPolicy) -> list[Outcome] | None:
     now, type_ = uow.clock(), run[0][0].envelope.type
     savepoint = uow.session.begin_nested()
     try:
@@ -134,9 +159,9 @@ def _apply_bulk(uow: UnitOfWork, run: list[Admitted], policy: IngestPolicy) -> l
             if envelope_id in new:
                 new.discard(envelope_id)  # a repeat later in the same run is a duplicate
                 fresh.append(message)
-                outcomes.append(Outcome("applied", envelope_id=envelope_id))
+                outcomes.append(Outcome("applied", envelope_id=envelope_id, message=message))
             else:
-                outcomes.append(Outcome("duplicate", envelope_id=envelope_id))
+                outcomes.append(Outcome("duplicate", envelope_id=envelope_id, message=message))
         created = BULK_HANDLERS[type_](uow, fresh) if fresh else []
         if created is None:
             savepoint.rollback()
@@ -154,12 +179,23 @@ def _apply_admitted(
     uow: UnitOfWork, message: DecodedMessage, body: bytes, policy: IngestPolicy
 ) -> Outcome:
     """Remember and apply one admitted message in its own savepoint."""
-    envelope_id, type_ = str(message.envelope.id), message.envelope.type
+    envelope_id = str(message.envelope.id)
+    token = log_context.enter(log_context.envelope_fields(message, envelope_id))
+    try:
+        return _apply_one(uow, message, envelope_id, body, policy)
+    finally:
+        log_context.leave(token)
+
+
+def _apply_one(
+    uow: UnitOfWork, message: DecodedMessage, envelope_id: str, body: bytes, policy: IngestPolicy
+) -> Outcome:
+    type_ = message.envelope.type
     savepoint = uow.session.begin_nested()
     try:
         if not intake.remember(uow.session, envelope_id, type_, uow.clock()):
             savepoint.commit()
-            return Outcome("duplicate", envelope_id=envelope_id)
+            return Outcome("duplicate", envelope_id=envelope_id, message=message)
         created = apply(uow, message)
         savepoint.commit()
     except Awaiting as waiting:
@@ -167,16 +203,18 @@ def _apply_admitted(
         return _park(uow, message, body, waiting, policy)
     except PermanentError as refused:
         savepoint.rollback()
-        return _quarantine(uow, body, refused.reason, refused.detail, (envelope_id, type_))
+        identity = (envelope_id, type_)
+        return _quarantine(uow, body, refused.reason, refused.detail, identity, message=message)
     except SQLAlchemyError:
         raise  # the database is in trouble: the whole batch is retried later
     except Exception as bug:  # noqa: BLE001 - a handler bug must not stall other messages
         savepoint.rollback()
         detail = f"{type(bug).__name__} in the {type_} handler"
-        return _quarantine(uow, body, "handler_error", detail, (envelope_id, type_))
+        identity = (envelope_id, type_)
+        return _quarantine(uow, body, "handler_error", detail, identity, message=message)
     if created is not None:
         release_parked(uow, created, policy)
-    return Outcome("applied", envelope_id=envelope_id)
+    return Outcome("applied", envelope_id=envelope_id, message=message)
 
 
 def apply(uow: UnitOfWork, message: DecodedMessage) -> str | None:
@@ -200,7 +238,7 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
                 continue
             savepoint = uow.session.begin_nested()
             try:
-                created = apply(uow, message)
+                created = _apply_released(uow, message, parked.envelope_id)
                 savepoint.commit()
             except Awaiting as waiting:
                 savepoint.rollback()  # it needs something else too: wait for that instead
@@ -216,6 +254,15 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
                 pending.append(created)
 
 
+def _apply_released(uow: UnitOfWork, message: DecodedMessage, envelope_id: str) -> str | None:
+    """`apply` a message that waited, with its own fields on the lines logged meanwhile."""
+    token = log_context.enter(log_context.envelope_fields(message, envelope_id))
+    try:
+        return apply(uow, message)
+    finally:
+        log_context.leave(token)
+
+
 def _park(
     uow: UnitOfWork, message: DecodedMessage, body: bytes, waiting: Awaiting, policy: IngestPolicy
 ) -> Outcome:
@@ -225,7 +272,7 @@ def _park(
     intake.remember(uow.session, envelope_id, type_, now)
     _hold(uow, envelope_id, type_=type_, body=body, waiting=waiting,
           expires_at=now + policy.park_for)  # fmt: skip
-    return Outcome("parked", waiting.reason, envelope_id)
+    return Outcome("parked", waiting.reason, envelope_id, message)
 
 
 def _hold(
@@ -254,6 +301,8 @@ def _quarantine(
     reason: str,
     detail: str,
     identity: tuple[str, str] | None = None,
+    *,
+    message: DecodedMessage | None = None,
 ) -> Outcome:
     envelope_id, type_ = identity if identity else (None, None)
     intake.quarantine(
@@ -265,7 +314,7 @@ def _quarantine(
         envelope_id=envelope_id,
         type_=type_,
     )
-    return Outcome("quarantined", reason, envelope_id)
+    return Outcome("quarantined", reason, envelope_id, message)
 
 
 def quarantine_entry(uow: UnitOfWork, body: bytes, reason: str, detail: str) -> Outcome:

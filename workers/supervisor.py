@@ -21,6 +21,7 @@ from workers import embedded
 from workers.broker import DeadWorkerSweeper
 from workers.ingress import IngressConsumer
 from workers.logs import configure_logging
+from workers.metrics_server import WorkerMetrics, process_died
 from workers.runtime import open_runtime, prepare_database
 from workers.settings import Settings
 from workers.signals import stop_event_on_signals
@@ -32,10 +33,11 @@ RESTART_PAUSE_S = 0.5
 
 def worker_process(threads: int, queues: list[str], log_level: str) -> None:
     """One worker process: consume until SIGTERM, then finish in-flight jobs and requeue."""
-    configure_logging(log_level)
+    settings = Settings()
+    configure_logging(log_level, settings.log_format)
     stop = stop_event_on_signals()
     parent = os.getppid()
-    rt = open_runtime()
+    rt = open_runtime(settings)
     rt.declare_actors()
     with rt.new_uow() as uow:
         warm_calendars(uow, rt.clock().date())
@@ -73,11 +75,11 @@ def _spawn(threads: int, queues: list[str], log_level: str) -> BaseProcess:
 
 def supervise(processes: int, threads: int, queues: list[str], log_level: str = "INFO") -> None:
     """Run `processes` workers until SIGTERM/SIGINT; restart any that die meanwhile."""
-    configure_logging(log_level)
+    settings = Settings()
+    configure_logging(log_level, settings.log_format)
     unknown = set(queues) - set(QUEUES)
     if unknown:
         raise ValueError(f"unknown queues: {sorted(unknown)}; known: {list(QUEUES)}")
-    settings = Settings()
     prepare_database(settings)
     server = None
     if not settings.redis_url:
@@ -87,11 +89,14 @@ def supervise(processes: int, threads: int, queues: list[str], log_level: str = 
     stop = stop_event_on_signals()
     redis_url = os.environ.get("ORDERFLOW_REDIS_URL", settings.redis_url)
     DeadWorkerSweeper(redis_url, settings, stop).start()
+    metrics = WorkerMetrics.start(settings, redis_url)  # before the children: they inherit it
     children = [_spawn(threads, queues, log_level) for _ in range(processes)]
     try:
-        _watch(children, stop, threads, queues, log_level)
+        _watch(children, stop, threads, queues, log_level, metrics=metrics)
     finally:
         _stop_all(children)
+        if metrics is not None:
+            metrics.close()
         if server is not None:
             embedded.release(server)
 
@@ -102,13 +107,20 @@ def _watch(
     threads: int,
     queues: list[str],
     log_level: str,
+    *,
+    metrics: WorkerMetrics | None = None,
 ) -> None:
     while not stop.wait(RESTART_PAUSE_S):
         for index, child in enumerate(children):
             if child.is_alive():
                 continue
             log.warning("worker process %s exited with %s; restarting", child.pid, child.exitcode)
+            if metrics is not None:
+                metrics.stats.restarts += 1
+                process_died(metrics.path, child.pid)
             children[index] = _spawn(threads, queues, log_level)
+        if metrics is not None:
+            metrics.stats.processes = sum(1 for child in children if child.is_alive())
 
 
 def _stop_all(children: list[BaseProcess]) -> None:

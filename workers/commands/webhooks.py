@@ -9,6 +9,7 @@ from types import FrameType
 
 import uvicorn
 
+from workers import metrics_server
 from workers.commands.context import redis_connection
 from workers.logs import configure_logging
 from workers.settings import Settings
@@ -44,9 +45,21 @@ def check(settings: Settings) -> tuple[str, tuple[str, bytes] | None]:
 def serve(settings: Settings, log_level: str) -> None:
     """Run until SIGINT/SIGTERM; the caller has run `check`."""
     secret, signing_key = check(settings)
-    configure_logging(log_level.upper())
+    configure_logging(log_level.upper(), settings.log_format)
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _exit_cleanly)
+    # Its own port, not the webhook's: that one faces Stripe, metrics stay on loopback.
+    metrics = metrics_server.serve(settings)
+    try:
+        _run(settings, secret, signing_key, log_level)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _run(
+    settings: Settings, secret: str, signing_key: tuple[str, bytes] | None, log_level: str
+) -> None:
     with redis_connection(settings) as client:
         app = create_app(secret, redis_enqueuer(client), signing_key=signing_key)
         log.info(
