@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -23,13 +23,26 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to `revision`."""
+    """Apply migrations up to `revision` (a SQLite file's folder is made if it is missing)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
+
+
+def revisions(engine: Engine) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the database's revisions, the code's newest), each sorted; equal when it is current.
+
+    Only reads `alembic_version` (no DDL), so the runtime role, which may not alter the
+    schema, can run it.
+    """
+    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(False)))
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    return tuple(sorted(current)), tuple(sorted(script.get_heads()))
 
 
 def is_current(engine: Engine) -> bool:
     """Whether the database is at the newest migration."""
-    script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(False)))
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_heads()
-    return set(current) == set(script.get_heads())
+    current, expected = revisions(engine)
+    return current == expected

@@ -64,17 +64,23 @@ class RedisServer(_ChildServer):
     """A redis-server child of ours on 127.0.0.1, with no persistence at all.
 
     `restart()` starts a fresh empty server on the same port: queued data is lost.
-    `executable` records which binary runs it (bench/RESULTS.md prints it).
+    `executable` records which binary runs it (bench/RESULTS.md prints it). `extra_args` are
+    more command-line options (e.g. `--aclfile`, `--tls-port`); the default user must still
+    be able to PING and INFO without a password, since that is how we check the server.
     """
 
     executable: Path = field(default_factory=redis_executable)
+    extra_args: tuple[str, ...] = ()
     _log_name: ClassVar[str] = "redis.log"
 
     @classmethod
-    def start(cls, workdir: Path, *, timeout: float = 10.0) -> RedisServer:
+    def start(
+        cls, workdir: Path, *, timeout: float = 10.0, extra_args: tuple[str, ...] = ()
+    ) -> RedisServer:
         """Start one on a free port in a new directory under `workdir`."""
         workdir.mkdir(parents=True, exist_ok=True)
-        server = cls(Path(tempfile.mkdtemp(prefix="redis-", dir=workdir)))
+        home = Path(tempfile.mkdtemp(prefix="redis-", dir=workdir))
+        server = cls(home, extra_args=extra_args)
         _on_free_port(lambda port: server._launch(port, timeout))
         return server
 
@@ -105,6 +111,7 @@ class RedisServer(_ChildServer):
                 "no",
                 "--dir",
                 str(self.home),
+                *self.extra_args,
             ],
             None,
             timeout,

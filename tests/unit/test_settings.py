@@ -53,3 +53,35 @@ def test_malformed_signing_keys_are_refused_without_echoing_them() -> None:
     with pytest.raises(ValueError, match="key_id:secret") as caught:
         settings.signing_key_pairs()
     assert "no-colon-secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://worker:s3cr3t-pw@10.0.0.5:6379/0",
+        "rediss://worker:s3cr3t-pw@redis.internal:6380/0?ssl_ca_certs=/etc/orderflow/ca.pem",
+        "unix://worker:s3cr3t-pw@/run/redis/redis.sock?db=0",
+    ],
+)
+def test_redis_urls_with_a_user_and_password_are_accepted_and_kept_out_of_repr(url: str) -> None:
+    # Given a URL with an ACL user and a password, and a database URL with a password
+    database_url = "postgresql+psycopg://orderflow_runtime:s3cr3t-pw@db.internal/orderflow"
+    # When settings are made from them
+    settings = Settings(redis_url=url, database_url=database_url, _env_file=None)
+    # Then both are used as given, and neither appears in the settings' text form
+    assert (settings.redis_url, settings.database_url) == (url, database_url)
+    assert "s3cr3t-pw" not in repr(settings)
+    assert "s3cr3t-pw" not in str(settings)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://worker:pa/ss-s3cr3t@h:6379/0", "redis://worker:pa#ss-s3cr3t@h:6379/0"]
+)
+def test_a_redis_url_with_an_unencoded_password_is_refused_without_echoing_it(url: str) -> None:
+    # When the password holds a '/' or '#' that was not percent-encoded
+    with pytest.raises(ValidationError) as refused:
+        Settings(redis_url=url, _env_file=None)
+    # Then the error says what to do, and shows no part of the password
+    assert "percent-encode special characters" in str(refused.value)
+    assert "s3cr3t" not in str(refused.value)
+    assert "'pa'" not in str(refused.value)  # what urllib's own message would quote
