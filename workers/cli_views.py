@@ -40,11 +40,12 @@ def quarantine_list(
     from workers.commands.context import database
 
     with database(Settings()) as db, db.sessions() as session:
-        table = Table("id", "received", "reason", "type", "envelope id", "detail")
+        table = Table("id", "received", "times", "reason", "type", "envelope id", "detail")
         for row in quarantine.held(session, reason, limit):
             table.add_row(
                 str(row.id),
                 row.received_at.isoformat(timespec="seconds"),
+                str(row.deliveries),
                 row.reason,
                 row.type or "",
                 row.envelope_id or "",
@@ -77,6 +78,7 @@ def quarantine_show(record_id: int) -> None:
                     "type": row.type,
                     "envelope_id": row.envelope_id,
                     "received_at": row.received_at.isoformat(),
+                    "deliveries": row.deliveries,
                     "body": quarantine.preview(row.body),
                 },
                 indent=2,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from models.db.machinery import InboxEntry, ParkedMessage, QuarantinedMessage
-from models.db.sql import insert_ignore
+from models.db.sql import dialect_insert, insert_ignore, table_of
 
 MAX_DETAIL_CHARS = 2000
 
@@ -34,19 +35,24 @@ def quarantine(
     at: datetime,
     envelope_id: str | None = None,
     type_: str | None = None,
-) -> QuarantinedMessage:
-    """Keep a refused message with its reason; nothing is lost and it can be replayed."""
-    row = QuarantinedMessage(
-        envelope_id=envelope_id,
-        type=type_,
-        reason=reason,
-        detail=detail[:MAX_DETAIL_CHARS],
-        body=body,
-        received_at=at,
-        status="held",
-    )
-    session.add(row)
-    return row
+) -> bool:
+    """Keep a refused message with its reason; nothing is lost and it can be replayed.
+
+    The same bytes already held are not kept twice (a redelivered stream entry, or a batch
+    another consumer took over): the held record counts one more delivery. True when new.
+    """
+    row = {
+        "envelope_id": envelope_id, "type": type_, "reason": reason,
+        "detail": detail[:MAX_DETAIL_CHARS], "body": body, "received_at": at, "status": "held",
+        "fingerprint": hashlib.sha256(body).hexdigest(), "deliveries": 1,
+    }  # fmt: skip
+    stmt = dialect_insert(session, table_of(QuarantinedMessage))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["fingerprint"],
+        index_where=text("status = 'held'"),
+        set_={"deliveries": stmt.table.c.deliveries + 1},
+    ).returning(stmt.table.c.deliveries)
+    return bool(session.execute(stmt, row).scalar_one() == 1)
 
 
 def park(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db.base import Base, Id, UTCDateTime
@@ -44,6 +44,17 @@ class QuarantinedMessage(Base):
     """Bad input kept with its reason, visible and replayable."""
 
     __tablename__ = "quarantine"
+    # The same bytes held twice (a redelivered entry, a consumer that took over a slow batch)
+    # are one record; its `deliveries` counts them.
+    __table_args__ = (
+        Index(
+            "ux_quarantine_held_fingerprint",
+            "fingerprint",
+            unique=True,
+            postgresql_where=text("status = 'held'"),
+            sqlite_where=text("status = 'held'"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     envelope_id: Mapped[str | None] = mapped_column(String(64), index=True)
     type: Mapped[str | None] = mapped_column(String(64))
@@ -53,6 +64,9 @@ class QuarantinedMessage(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="held")
     replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SHA-256 of the body, hex; empty for records kept before it existed.
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    deliveries: Mapped[int] = mapped_column(default=1, server_default="1")
 
 
 class ParkedMessage(Base):

@@ -240,3 +240,29 @@ def test_a_message_parked_while_its_manufacturer_was_being_committed_is_resolved
     assert released == 1
     assert count(db, Order) == 1
     assert count(db, ParkedMessage) == 0
+
+
+def test_the_same_refused_bytes_are_held_once_and_counted(db: Database) -> None:
+    # Given a tampered order and a non-JSON blob
+    feed(db, f.body(f.manufacturer()))
+    tampered = f.order("BAD-SIG")
+    tampered["data"]["currency"] = "USD"
+    bad, blob = f.body(tampered), b"not json at all"
+    # When each is delivered three times (redelivered entries, a batch taken over), in one
+    # batch and in later ones, next to a different tampered order
+    other = f.order("BAD-SIG-2")
+    other["data"]["currency"] = "USD"
+    first = feed(db, bad, blob, bad)
+    later = feed(db, blob, bad) + feed(db, blob, f.body(other))
+    # Then each is refused every time, held once, and its deliveries counted
+    assert [o.result for o in first + later] == ["quarantined"] * 7
+    with db.sessions() as session:
+        held = session.execute(
+            select(QuarantinedMessage.reason, QuarantinedMessage.deliveries)
+            .where(QuarantinedMessage.status == "held")
+            .order_by(QuarantinedMessage.id)
+        ).all()
+    assert [tuple(row) for row in held] == [
+        ("signature_invalid", 3), ("not_json", 3), ("signature_invalid", 1),
+    ]  # fmt: skip
+    assert count(db, Order) == 0
