@@ -11,6 +11,7 @@ from datetime import datetime
 from models.db import scheduler_runs
 from models.db.machinery import SchedulerRun
 from models.db.sql import insert_ignore
+from scheduler import heartbeat
 from scheduler.jobs import PeriodicJob
 from scheduler.ticks import tick_for
 from workers.runtime import Runtime
@@ -34,6 +35,7 @@ def claim_tick(rt: Runtime, job: PeriodicJob, tick: datetime, owner: str) -> boo
 
 def run_once(rt: Runtime, jobs: list[PeriodicJob], last: dict[str, datetime], owner: str) -> None:
     """One pass: fire every job whose tick has moved on since it last ran here."""
+    runs: list[heartbeat.JobRun] = []
     for job in jobs:
         now = rt.clock()
         tick = tick_for(now, job.period)
@@ -51,6 +53,17 @@ def run_once(rt: Runtime, jobs: list[PeriodicJob], last: dict[str, datetime], ow
             log.exception("scheduler job %s failed", job.name)
             continue
         log.debug("scheduler job %s: %s", job.name, outcome)
+        runs.append(heartbeat.JobRun(job.name, rt.clock(), job.period.total_seconds(), owner,
+                                     outcome))  # fmt: skip
+    _record_runs(rt, runs)
+
+
+def _record_runs(rt: Runtime, runs: list[heartbeat.JobRun]) -> None:
+    """Tell `orderflow status` which jobs ran; Redis being away must not stop the jobs."""
+    try:
+        heartbeat.record(rt.broker.client, runs)
+    except Exception as error:  # noqa: BLE001 - liveness only; the next pass records again
+        log.warning("could not record scheduler runs: %s", type(error).__name__)
 
 
 def finish_tick(rt: Runtime, job: PeriodicJob, tick: datetime, outcome: str) -> None:

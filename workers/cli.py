@@ -112,26 +112,34 @@ def status(
     soon_hours: Annotated[
         float, typer.Option(help="Count orders due within this many hours as due soon.")
     ] = 24.0,
-    limit: Annotated[int, typer.Option(help="List at most this many orders of each kind.")] = 50,
+    limit: Annotated[int, typer.Option(help="List at most this many items of each kind.")] = 50,
+    stuck_minutes: Annotated[
+        float, typer.Option(help="A Stripe operation or outbox job open this long needs a person.")
+    ] = 15.0,
+    waiting_minutes: Annotated[
+        float, typer.Option(help="A queued message or ingress entry this old needs a person.")
+    ] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
-    """What needs attention: overdue and soon-due confirmations per manufacturer."""
+    """What needs a person: queues, ingress, quarantine, confirmations, captures, holds, bulk
+    jobs, outbox, scheduler. Exit code 0 ok, 1 needs attention, 2 cannot tell."""
     import json
     from datetime import timedelta
 
     from rich.console import Console
 
-    from workers.commands.context import database
-    from workers.commands.status import StatusOptions, collect, print_status
-    from workers.runtime import utc_now
+    from workers.commands.status import StatusOptions, report_now
+    from workers.commands.status_view import print_status
 
-    options = StatusOptions(soon=timedelta(hours=soon_hours), limit=limit)
-    with database(Settings()) as db, db.sessions() as session:
-        report = collect(session, utc_now(), options)
+    options = StatusOptions(soon=timedelta(hours=soon_hours), limit=limit,
+                            stuck=timedelta(minutes=stuck_minutes),
+                            waiting=timedelta(minutes=waiting_minutes))  # fmt: skip
+    report = report_now(options)
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print_status(Console(), report)
+    raise typer.Exit(report["exit_code"])
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,9 @@ from workers.client import envelope
 from workers.wire import dumps
 
 PRODUCER = "demo-storefront"
+# (order number, amount) -> the PaymentIntent authorized for it (a test's Stripe fake makes real
+# ones; the demo, which has no Stripe, names them).
+IntentFor = Callable[[str, int], str]
 
 
 def _manufacturers() -> list[dict[str, Any]]:
@@ -24,8 +28,15 @@ def _manufacturers() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _order(number: str, index: int, placed_at: datetime) -> dict[str, Any]:
+def _total(index: int) -> int:
+    return 12_900 * (1 + index % 3)
+
+
+def _order(
+    number: str, index: int, placed_at: datetime, intent_for: IntentFor | None = None
+) -> dict[str, Any]:
     card = index % 3 != 2
+    intent = intent_for(number, _total(index)) if intent_for and card else f"pi_demo_{index:04d}"
     return {
         "number": number,
         "customer": {"id": f"C-{1000 + index % 7}", "email": f"customer{index % 7}@example.com",
@@ -37,13 +48,21 @@ def _order(number: str, index: int, placed_at: datetime) -> dict[str, Any]:
             {"sku": "LEAFLET-DE", "quantity": 1, "unit_price": 0, "is_insert": True},
         ],
         "payment_method": "stripe_card" if card else "on_account",
-        **({"stripe_payment_intent_id": f"pi_demo_{index:04d}"} if card else {}),
+        **({"stripe_payment_intent_id": intent} if card else {}),
         "placed_at": placed_at.isoformat(),
     }  # fmt: skip
 
 
-def scenario(now: datetime, key_id: str, secret: bytes) -> list[tuple[str, bytes]]:
-    """(label, body) pairs in publishing order: the good, the late, the duplicated, the bad."""
+def scenario(
+    now: datetime,
+    key_id: str,
+    secret: bytes,
+    *,
+    prefix: str = "DEMO",
+    intent_for: IntentFor | None = None,
+) -> list[tuple[str, bytes]]:
+    """(label, body) pairs in publishing order: the good, the late, the duplicated, the bad.
+    Order numbers start with `prefix`, so several copies of the morning can run at once."""
 
     def signed(type_: str, data: dict[str, Any]) -> dict[str, Any]:
         return sign(envelope(type_, data, producer=PRODUCER), key_id, secret)
@@ -53,41 +72,47 @@ def scenario(now: datetime, key_id: str, secret: bytes) -> list[tuple[str, bytes
         out.append(("manufacturer", dumps(signed("manufacturer.upserted", data))))
     # A confirmation that overtakes its order: parked, then applied when the order arrives.
     out.append(("early confirmation", dumps(signed("order.confirmed",
-                {"number": "DEMO-1011", "at": now.isoformat()}))))  # fmt: skip
+                {"number": f"{prefix}-1011", "at": now.isoformat()}))))  # fmt: skip
     for index in range(12):
         placed = now - timedelta(hours=30 - index * 2)
-        out.append(
-            ("order", dumps(signed("order.placed", _order(f"DEMO-{1000 + index}", index, placed))))
-        )
+        data = _order(f"{prefix}-{1000 + index}", index, placed, intent_for)
+        out.append(("order", dumps(signed("order.placed", data))))
     for index in range(0, 12, 2):
         out.append(("acceptance", dumps(signed("order.accepted",
-                    {"number": f"DEMO-{1000 + index}", "at": now.isoformat()}))))  # fmt: skip
+                    {"number": f"{prefix}-{1000 + index}", "at": now.isoformat()}))))  # fmt: skip
     for index in range(0, 12, 4):
-        confirmed = dumps(signed("order.confirmed", {"number": f"DEMO-{1000 + index}",
+        confirmed = dumps(signed("order.confirmed", {"number": f"{prefix}-{1000 + index}",
                                                      "at": now.isoformat()}))  # fmt: skip
         out.append(("confirmation", confirmed))
         out.append(("duplicate delivery", confirmed))
-    out.append(("stock count", dumps(signed("inventory.set", {"sku": "DRILL-1", "quantity": 40}))))
-    out.append(("packing", dumps(signed("order.fulfillment_changed", {"number": "DEMO-1001",
-                "status": "processing", "note": "Gift wrap requested"}))))  # fmt: skip
-    out.append(("bank transfer", dumps(signed("payment.recorded", {"number": "DEMO-1002",
-                "amount": 38_700, "method": "on_account", "reference": "SEPA-4471",
-                "at": now.isoformat()}))))  # fmt: skip
-    out.append(("shipment", dumps(signed("order.shipped", {"number": "DEMO-1005",
-                "tracking_numbers": ["00340434161234567890"], "carrier": "DHL",
-                "note": "Left with the neighbour at no. 12"}))))  # fmt: skip
-    out.append(("archive", dumps(signed("order.archived", {"number": "DEMO-1009"}))))
-    out.extend(_bad(now, key_id, secret))
+    out.extend((label, dumps(signed(type_, data))) for label, type_, data in _later(now, prefix))
+    out.extend(_bad(now, key_id, secret, prefix))
     return out
 
 
-def _bad(now: datetime, key_id: str, secret: bytes) -> list[tuple[str, bytes]]:
-    tampered = sign(envelope("order.placed", _order("DEMO-EVIL", 1, now), producer=PRODUCER),
-                    key_id, secret)  # fmt: skip
+def _later(now: datetime, prefix: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, type, data) of the morning's other news: stock, packing, a payment, a shipment."""
+    return [
+        ("stock count", "inventory.set", {"sku": "DRILL-1", "quantity": 40}),
+        ("packing", "order.fulfillment_changed", {"number": f"{prefix}-1001",
+         "status": "processing", "note": "Gift wrap requested"}),
+        ("bank transfer", "payment.recorded", {"number": f"{prefix}-1002", "amount": 38_700,
+         "method": "on_account", "reference": "SEPA-4471", "at": now.isoformat()}),
+        ("shipment", "order.shipped", {"number": f"{prefix}-1005",
+         "tracking_numbers": ["00340434161234567890"], "carrier": "DHL",
+         "note": "Left with the neighbour at no. 12"}),
+        ("archive", "order.archived", {"number": f"{prefix}-1009"}),
+    ]  # fmt: skip
+
+
+def _bad(now: datetime, key_id: str, secret: bytes, prefix: str) -> list[tuple[str, bytes]]:
+    tampered = sign(envelope("order.placed", _order(f"{prefix}-EVIL", 1, now),
+                             producer=PRODUCER), key_id, secret)  # fmt: skip
     tampered["data"]["currency"] = "USD"
-    unsigned_money = envelope("order.shipped", {"number": "DEMO-1000", "tracking_numbers": ["1Z"],
-                              "notify_customer": True}, producer=PRODUCER)  # fmt: skip
-    stray = {**_order("DEMO-2000", 0, now), "manufacturer_id": "oem-nobody"}
+    unsigned_money = envelope("order.shipped", {"number": f"{prefix}-1000",
+                              "tracking_numbers": ["1Z"], "notify_customer": True},
+                              producer=PRODUCER)  # fmt: skip
+    stray = {**_order(f"{prefix}-2000", 0, now), "manufacturer_id": "oem-nobody"}
     unknown_oem = sign(envelope("order.placed", stray, producer=PRODUCER), key_id, secret)
     future = sign({"id": str(uuid.uuid4()), "type": "order.placed", "version": 7,
                    "occurred_at": now.isoformat(), "producer": PRODUCER, "data": {}},

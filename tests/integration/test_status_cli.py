@@ -64,8 +64,9 @@ def _order(number: str, state: str, hours: int, overdue: bool = False) -> dict[s
 def test_status_lists_open_breaches_and_soon_due_orders_per_manufacturer(desk: Database) -> None:
     # When the desk asks for the status as JSON
     result = runner.invoke(app, ["status", "--json"])
-    # Then each manufacturer shows its counts and orders, earliest deadline first
-    assert result.exit_code == 0, result.output
+    # Then each manufacturer shows its counts and orders, earliest deadline first (and the open
+    # breach needs a person: exit code 1)
+    assert result.exit_code == 1, result.output
     report = json.loads(result.output)
     assert report["confirmations"] == {
         "horizon_hours": 24.0,
@@ -84,7 +85,8 @@ def test_status_lists_open_breaches_and_soon_due_orders_per_manufacturer(desk: D
 
 def test_status_prints_tables(desk: Database) -> None:
     result = runner.invoke(app, ["status"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
+    assert "confirmation_overdue (1): 1 orders overdue and unconfirmed" in result.output
     # (rows of the five-column order table: rich may wrap a cell onto a second line)
     cells = [line.split("│")[1:-1] for line in result.output.splitlines()]
     rows = [[c.strip() for c in row] for row in cells if len(row) == 5 and row[1].strip()]

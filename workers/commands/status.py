@@ -1,37 +1,37 @@
-"""`orderflow status`: what needs attention now, as sections of plain data.
+"""`orderflow status`: what needs a person now, as sections of plain data, with an exit code.
 
-Each section is a function (session, now, options) -> dict; the CLI prints them as tables or
-as JSON. Sections for queues, captures and restocks are added to SECTIONS as they land.
+Each section is a small function returning a dict; database sections take (session, now,
+options), Redis sections (client, now, options). A source that cannot be read leaves its
+sections `None` and is listed under `unknown` (exit code 2); rules in `status_rules` turn the
+sections into attention items (exit code 1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+import redis
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from models.db import deadlines
-from workers.commands import backlog, backorders
+from models.db import deadlines, status_queries
+from scheduler import heartbeat
+from workers.commands import backlog, backorders, status_db, status_redis, status_rules
+from workers.commands.context import database
+from workers.commands.status_options import StatusOptions, iso
+from workers.commands.status_scheduler import scheduled_jobs, scheduler
+from workers.settings import Settings
 
-
-@dataclass(frozen=True)
-class StatusOptions:
-    """What the sections look at: the soon-due horizon and how many orders to list per kind."""
-
-    soon: timedelta = timedelta(hours=24)
-    limit: int = 50
-
+__all__ = ["StatusOptions", "gather", "report_now", "unconfigured"]
 
 Section = Callable[[Session, datetime, StatusOptions], dict[str, Any]]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+BAD_URL = "the database URL is not valid (ORDERFLOW_DATABASE_URL)"
+RedisSection = Callable[[redis.Redis, datetime, StatusOptions], dict[str, Any]]
 
 
 def _listed(row: deadlines.Listed, now: datetime) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def _listed(row: deadlines.Listed, now: datetime) -> dict[str, Any]:
     else:
         state = "due_soon"
     return {"manufacturer_id": maker, "number": number, "state": state,
-            "deadline": _iso(deadline), "overdue_at": _iso(overdue_at)}  # fmt: skip
+            "deadline": iso(deadline), "overdue_at": iso(overdue_at)}  # fmt: skip
 
 
 def confirmations(session: Session, now: datetime, options: StatusOptions) -> dict[str, Any]:
@@ -84,59 +84,98 @@ def bulk_jobs(session: Session, now: datetime, options: StatusOptions) -> dict[s
 
 SECTIONS: dict[str, Section] = {
     "confirmations": confirmations,
-    "restocks": restocks,
+    "captures": status_db.captures,
+    "holds": status_db.holds,
+    "quarantine": status_db.quarantine,
+    "outbox": status_db.outbox,
     "bulk_jobs": bulk_jobs,
+    "restocks": restocks,
+}
+REDIS_SECTIONS: dict[str, RedisSection] = {
+    "queues": status_redis.queues,
+    "ingress": status_redis.ingress,
 }
 
 
-def collect(session: Session, now: datetime, options: StatusOptions) -> dict[str, Any]:
-    """Every section, keyed by name, with the time it describes."""
-    return {
-        "at": now.isoformat(),
-        **{name: s(session, now, options) for name, s in SECTIONS.items()},
-    }
+def _database_problem(error: BaseException, settings: Settings) -> str:
+    """Why the database could not be read, without the URL or its password."""
+    if isinstance(error, SystemExit):
+        return str(error.code)  # our own message: the schema is behind
+    if isinstance(error, ArgumentError):  # e.g. an unknown dialect: its message names the URL
+        return BAD_URL
+    text = str(getattr(error, "orig", None) or error).splitlines()[0] if str(error) else ""
+    url = settings.effective_database_url()
+    password = make_url(url).password  # parsed before: valid
+    for secret in (url, password):
+        if secret:
+            text = text.replace(str(secret), "***")
+    return f"database unreachable ({type(error).__name__}: {text[:200]})"
 
 
-def print_status(console: Console, report: dict[str, Any]) -> None:
-    """The report as tables."""
-    section = report["confirmations"]
-    hours = f"{section['horizon_hours']:g}"
-    summary = Table("manufacturer", "name", "overdue", f"due within {hours} h",
-                    title=f"Confirmations at {report['at']}")  # fmt: skip
-    orders = Table("manufacturer", "order", "deadline", "state", "marked overdue", title="Orders")
-    for maker in section["manufacturers"]:
-        summary.add_row(maker["manufacturer_id"], maker["name"], str(maker["overdue"]),
-                        str(maker["due_soon"]))  # fmt: skip
-        for order in maker["orders"]:
-            orders.add_row(maker["manufacturer_id"], order["number"], order["deadline"] or "",
-                           order["state"].replace("_", " "), order["overdue_at"] or "")  # fmt: skip
-    console.print(summary)
-    if orders.row_count:
-        console.print(orders)
-    else:
-        console.print("no confirmations overdue or due soon")
-    _print_restocks(console, report["restocks"]["recent"])
-    _print_bulk_jobs(console, report["bulk_jobs"]["jobs"])
+def _read_database(
+    settings: Settings, now: datetime, options: StatusOptions
+) -> tuple[dict[str, Any], dict[str, datetime] | None, str | None]:
+    try:
+        make_url(settings.effective_database_url())
+    except (ArgumentError, ValueError):
+        return dict.fromkeys(SECTIONS), None, BAD_URL
+    try:
+        with database(settings) as db, db.sessions() as session:
+            sections = {name: s(session, now, options) for name, s in SECTIONS.items()}
+            return sections, status_queries.last_claimed_ticks(session), None
+    except (SQLAlchemyError, SystemExit, OSError) as error:
+        return dict.fromkeys(SECTIONS), None, _database_problem(error, settings)
 
 
-def _print_restocks(console: Console, recent: list[dict[str, Any]]) -> None:
-    table = Table("restock", "sku", "received", "policy", "considered", "released", "skipped",
-                  "free after", "at", title="Recent restocks")  # fmt: skip
-    for r in recent:
-        table.add_row(str(r["restock_id"]), r["sku"], str(r["received"]), r["policy"],
-                      str(r["considered"]), str(r["released"]), str(r["skipped"]),
-                      str(r["available_after"]), r["at"])  # fmt: skip
-    console.print(table if recent else "no restocks yet")
+def _read_redis(
+    settings: Settings, now: datetime, options: StatusOptions
+) -> tuple[dict[str, Any], dict[str, heartbeat.JobRun] | None, str | None]:
+    try:
+        with status_redis.client_for(settings) as client:
+            sections = {name: s(client, now, options) for name, s in REDIS_SECTIONS.items()}
+            runs = heartbeat.read(client, [job.name for job in options.jobs])
+            return sections, runs, None
+    except (redis.RedisError, OSError) as error:
+        # redis-py's messages name the host and port, never the password.
+        reason = f"redis unreachable ({type(error).__name__}: {str(error)[:200]})"
+        return dict.fromkeys(REDIS_SECTIONS), None, reason
 
 
-def _print_bulk_jobs(console: Console, jobs: list[dict[str, Any]]) -> None:
-    table = Table("job", "kind", "status", "orders", "chunks", "created", "SKUs", "already",
-                  "skipped", "unknown", "failed chunks", "started", title="Bulk jobs")  # fmt: skip
-    for j in jobs:
-        kind = j["kind"] + (" (dry run)" if j["dry_run"] else "")
-        table.add_row(str(j["job_id"]), kind, j["status"],
-                      f"{j['orders_done']}/{j['orders_total']}",
-                      f"{j['chunks_done']}/{j['chunks_total']}", str(j["created"]),
-                      str(j["skus_created"]), str(j["already_created"]), str(j["skipped"]),
-                      str(j["unknown"]), str(j["chunks_failed"]), j["created_at"])  # fmt: skip
-    console.print(table if jobs else "no bulk jobs yet")
+def unconfigured(error: ValidationError, now: datetime) -> dict[str, Any]:
+    """The report when the settings themselves are invalid: nothing could be read (exit 2).
+    Names the settings, never their values (they may hold passwords)."""
+    names = ", ".join(sorted({f"ORDERFLOW_{str(e['loc'][0]).upper()}" for e in error.errors()}))
+    reason = f"invalid configuration: {names}"
+    return {"at": now.isoformat(), "verdict": "unknown", "exit_code": status_rules.UNKNOWN,
+            "attention": [{"reason": "configuration_invalid", "count": 1, "detail": reason}],
+            "unknown": [{"source": "configuration", "reason": reason}],
+            **dict.fromkeys([*REDIS_SECTIONS, *SECTIONS, "scheduler"])}  # fmt: skip
+
+
+def gather(settings: Settings, now: datetime, options: StatusOptions) -> dict[str, Any]:
+    """The whole report: verdict, exit code, attention items, unreadable sources, sections."""
+    db_sections, claimed, db_problem = _read_database(settings, now, options)
+    redis_sections, runs, redis_problem = _read_redis(settings, now, options)
+    unknown = [{"source": source, "reason": reason}
+               for source, reason in (("database", db_problem), ("redis", redis_problem))
+               if reason is not None]  # fmt: skip
+    sections: dict[str, Any] = {**redis_sections, **db_sections}
+    sections["scheduler"] = scheduler(runs, claimed, now, options)
+    items = status_rules.attention(sections, unknown)
+    code = status_rules.exit_code(unknown, items)
+    verdict = {0: "ok", 1: "attention", 2: "unknown"}[code]
+    return {"at": now.isoformat(), "verdict": verdict, "exit_code": code, "attention": items,
+            "unknown": unknown, **sections}  # fmt: skip
+
+
+def report_now(options: StatusOptions) -> dict[str, Any]:
+    """The report now, with this process's settings (the hold warning window and the scheduler's
+    jobs come from them); an invalid configuration gives an `unknown` report."""
+    now = datetime.now(UTC)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        return unconfigured(error, now)
+    hold_warning = timedelta(hours=settings.hold_warning_h)
+    configured = replace(options, hold_warning=hold_warning, jobs=scheduled_jobs(settings))
+    return gather(settings, now, configured)

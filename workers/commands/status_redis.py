@@ -1,0 +1,130 @@
+"""`orderflow status` sections read from Redis: dramatiq's queues and the ingress stream.
+
+Read-only, a few pipelined commands each. Keys are dramatiq's (`<ns>:<queue>` list of ids,
+`<ns>:<queue>.msgs` hash of messages, `.DQ` for delayed, `.XQ` for dead-lettered); a message's
+enqueue time is its JSON `message_timestamp` (ms). Ingress entry ids carry their append time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tasks.jobs import QUEUES
+from workers import embedded
+from workers.broker import NAMESPACE
+from workers.commands.status_options import StatusOptions, age_s, iso
+from workers.settings import Settings
+from workers.streams import INGRESS_GROUP, INGRESS_STREAM
+
+# How many of a queue's first message ids are read to find the oldest: requeued messages go to
+# the back, so the head is only nearly the oldest.
+OLDEST_SAMPLE = 100
+TIMEOUT_S = 2.0
+
+
+@contextmanager
+def client_for(settings: Settings) -> Iterator[redis.Redis]:
+    """A client with short timeouts (a health check must answer, not hang)."""
+    server = None if settings.redis_url else embedded.acquire(settings.data_dir)
+    url = server.url if server else settings.redis_url
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
+                                      socket_connect_timeout=TIMEOUT_S,
+                                      retry=Retry(NoBackoff(), 0))  # fmt: skip
+    except ValueError:  # its message may quote the URL, password included
+        if server is not None:
+            embedded.release(server)
+        raise redis.RedisError("the Redis URL is not valid (ORDERFLOW_REDIS_URL)") from None
+    try:
+        yield client
+    finally:
+        client.close()
+        if server is not None:
+            embedded.release(server)
+
+
+def _ms_time(ms: int | float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _entry_time(entry_id: bytes | str) -> datetime:
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return _ms_time(int(raw.partition("-")[0]))
+
+
+def _oldest_enqueued(client: redis.Redis, key: str, ids: list[bytes]) -> datetime | None:
+    if not ids:
+        return None
+    bodies: list[bytes | None] = client.hmget(f"{key}.msgs", ids)  # type: ignore[assignment]
+    stamps = []
+    for body in bodies:
+        try:
+            stamps.append(int(json.loads(body or b"null")["message_timestamp"]))
+        except (ValueError, TypeError, KeyError):
+            continue  # acked meanwhile, or not a dramatiq message: not ours to judge
+    return _ms_time(min(stamps)) if stamps else None
+
+
+def queues(client: redis.Redis, now: datetime, options: StatusOptions) -> dict[str, Any]:
+    """Per queue: messages ready, taken by workers (unacked), delayed (retries waiting),
+    dead-lettered, and the enqueue time of the oldest ready one."""
+    pipe = client.pipeline(transaction=False)
+    for queue in QUEUES:
+        key = f"{NAMESPACE}:{queue}"
+        pipe.llen(key)
+        pipe.hlen(f"{key}.msgs")
+        pipe.hlen(f"{key}.DQ.msgs")
+        pipe.zcard(f"{key}.XQ")
+        pipe.lrange(key, 0, OLDEST_SAMPLE - 1)
+    replies: list[Any] = pipe.execute()
+    listed = []
+    for index, queue in enumerate(QUEUES):
+        ready, held, delayed, dead, head = replies[index * 5 : index * 5 + 5]
+        oldest = _oldest_enqueued(client, f"{NAMESPACE}:{queue}", list(head))
+        listed.append({"queue": queue, "ready": int(ready), "in_flight": max(0, held - ready),
+                       "delayed": int(delayed), "dead_lettered": int(dead),
+                       "oldest_enqueued_at": iso(oldest),
+                       "oldest_age_s": age_s(now, oldest)})  # fmt: skip
+    return {"waiting_after_minutes": options.waiting.total_seconds() / 60, "queues": listed}
+
+
+def _group(client: redis.Redis) -> dict[str, Any] | None:
+    groups: list[dict[str, Any]] = client.xinfo_groups(INGRESS_STREAM)
+    name = INGRESS_GROUP.encode()
+    return next((g for g in groups if g["name"] in (name, INGRESS_GROUP)), None)
+
+
+def ingress(client: redis.Redis, now: datetime, options: StatusOptions) -> dict[str, Any]:
+    """The ingress stream: entries not finished (applied entries are deleted, so every entry left
+    is pending at a consumer or not yet delivered), consumers, and the age of the oldest entry."""
+    empty = {"length": 0, "consumers": 0, "pending": 0, "undelivered": 0,
+             "oldest_entry_at": None, "oldest_age_s": None,
+             "oldest_pending_at": None, "oldest_pending_age_s": None}  # fmt: skip
+    result: dict[str, Any] = {"waiting_after_minutes": options.waiting.total_seconds() / 60}
+    try:
+        info: dict[str, Any] = client.xinfo_stream(INGRESS_STREAM)
+    except redis.ResponseError as error:
+        if "no such key" not in str(error).lower():
+            raise
+        return {**result, **empty}  # no producer has written yet
+    length = int(info["length"])
+    first = info.get("first-entry")
+    oldest = _entry_time(first[0]) if first else None
+    group = _group(client)
+    pending, consumers, oldest_pending = 0, 0, None
+    if group is not None:
+        summary: dict[str, Any] = client.xpending(INGRESS_STREAM, INGRESS_GROUP)
+        pending, consumers = int(summary["pending"]), int(group["consumers"])
+        oldest_pending = _entry_time(summary["min"]) if summary["min"] else None
+    return {**result, "length": length, "consumers": consumers, "pending": pending,
+            "undelivered": max(0, length - pending), "oldest_entry_at": iso(oldest),
+            "oldest_age_s": age_s(now, oldest), "oldest_pending_at": iso(oldest_pending),
+            "oldest_pending_age_s": age_s(now, oldest_pending)}  # fmt: skip
