@@ -1,5 +1,6 @@
 """A real SMTP server on 127.0.0.1 (aiosmtpd in a thread) that keeps what it receives, with fault
-controls (down/up, rejected recipients, 4xx at DATA) for `orderflow demo` and the tests."""
+controls (down/up, rejected recipients, 4xx at DATA, refused AUTH) for `orderflow demo` and the
+tests."""
 
 from __future__ import annotations
 
@@ -88,11 +89,18 @@ class _Handler:
         self.temporary: list[int] = []
         self.attempts = 0
         self.rcpt_rejections = 0
+        self.auth_refusals_left = 0  # AUTH commands still to refuse whatever the credentials
+        self.auth_refusals = 0
 
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
         """aiosmtpd `authenticator`: PLAIN and LOGIN both hand over a LoginPassword."""
+        with self.changed:
+            if self.auth_refusals_left > 0:
+                self.auth_refusals_left -= 1
+                self.auth_refusals += 1
+                return AuthResult(success=False, handled=False)
         ok = False
         if self.require_auth is not None and isinstance(data, LoginPassword):
             user, password = (s.encode() for s in self.require_auth)
@@ -270,6 +278,7 @@ class SmtpSink:
             self._handler.messages.clear()
             self._handler.attempts = 0
             self._handler.rcpt_rejections = 0
+            self._handler.auth_refusals = 0
 
     def wait_for_count(self, count: int, timeout: float) -> bool:
         """Block until at least `count` messages are stored or `timeout` seconds pass."""
@@ -298,6 +307,21 @@ class SmtpSink:
             raise ValueError(f"a rejection needs a 4xx or 5xx code, not {code}")
         with self._handler.changed:
             self._handler.rejections[address.casefold()] = (code, text)
+
+    def refuse_auth(self, count: int) -> None:
+        """Answer the next `count` AUTH commands with 535, right credentials or not (a mail
+        server rejecting a login it accepted before); needs `require_auth`. smtplib's `login`
+        tries PLAIN, then LOGIN: one refused login takes two."""
+        if count < 0 or self._handler.require_auth is None:
+            raise ValueError("refuse_auth needs require_auth and a count >= 0")
+        with self._handler.changed:
+            self._handler.auth_refusals_left += count
+
+    @property
+    def auth_refusals(self) -> int:
+        """AUTH commands refused by `refuse_auth`."""
+        with self._handler.changed:
+            return self._handler.auth_refusals
 
     def temporary_failure(self, count: int, code: int = 451) -> None:
         """Answer the next `count` DATA transactions with `code` (421 also closes the connection)

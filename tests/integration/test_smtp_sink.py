@@ -191,6 +191,23 @@ def test_auth_required_refuses_a_wrong_password_and_accepts_the_right_one() -> N
     assert count == 1
 
 
+def test_refuse_auth_refuses_that_many_auth_commands_whatever_the_password() -> None:
+    # Given a sink that requires AUTH and is told to refuse the next two AUTH commands
+    with SmtpSink.start(require_auth=("mailer", "pw")) as sink:
+        sink.refuse_auth(2)
+        codes = []
+        # When a client logs in with the right password twice (smtplib's login tries PLAIN,
+        # then LOGIN: two AUTH commands when the first is refused)
+        for _ in range(2):
+            with client(sink) as smtp:
+                try:
+                    codes.append(smtp.login("mailer", "pw")[0])
+                except smtplib.SMTPAuthenticationError as refused:
+                    codes.append(refused.smtp_code)
+        # Then the first login is refused with 535 and the second accepted
+        assert (codes, sink.auth_refusals) == ([535, 235], 2)
+
+
 def test_auth_login_mechanism_is_accepted() -> None:
     # Given a sink that requires AUTH
     with SmtpSink.start(require_auth=("mailer", "pw")) as sink, client(sink) as smtp:

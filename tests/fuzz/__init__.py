@@ -1,0 +1,1 @@
+"""Fuzzing: hypothesis properties and atheris harnesses (docs/fuzzing.md)."""
