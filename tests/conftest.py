@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
@@ -107,3 +107,26 @@ def db_url(request: pytest.FixtureRequest) -> str:
     name = "fresh_sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
     url: str = request.getfixturevalue(name)
     return url
+
+
+# Report lines the chaos and scale-out tests print (`attempted= effects= lost= duplicated=`,
+# `scale-out: ...`) are the evidence those tests exist for: repeat them at the end of the run,
+# where CI's log shows them, instead of leaving them in the captured output of passed tests.
+_REPORT_MARKERS = ("attempted=", "scale-out:", "webhooks=")
+_reports: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the report lines of each passed test."""
+    if report.when == "call" and report.passed:
+        for line in report.capstdout.splitlines():
+            if any(marker in line for marker in _REPORT_MARKERS):
+                _reports.append(f"{report.nodeid}: {line.strip()}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the collected report lines in their own section."""
+    if _reports:
+        terminalreporter.section("effect reports")
+        for line in _reports:
+            terminalreporter.write_line(line)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, true
 from sqlalchemy.orm import Session
 
 from models.db.commerce import Invoice, Order, Payment
@@ -26,17 +26,29 @@ class Refreshed:
 
 
 def ledger_totals(session: Session, order: Order) -> LedgerTotals:
-    """Sums over the order's invoices and payments, in two indexed aggregate queries."""
-    invoiced, invoice_count = session.execute(
-        select(func.coalesce(func.sum(Invoice.amount), 0), func.count(Invoice.id)).where(
-            Invoice.order_id == order.id
-        )
-    ).one()
-    received, refunded = session.execute(
+    """Sums over the order's invoices and payments: one statement of two indexed aggregates."""
+    invoices = (
         select(
-            func.coalesce(func.sum(case((Payment.amount > 0, Payment.amount), else_=0)), 0),
-            func.coalesce(func.sum(case((Payment.amount < 0, -Payment.amount), else_=0)), 0),
-        ).where(Payment.order_id == order.id)
+            func.coalesce(func.sum(Invoice.amount), 0).label("invoiced"),
+            func.count(Invoice.id).label("invoices"),
+        )
+        .where(Invoice.order_id == order.id)
+        .subquery()
+    )
+    payments = (
+        select(
+            func.coalesce(
+                func.sum(case((Payment.amount > 0, Payment.amount), else_=0)), 0
+            ).label("received"),
+            func.coalesce(
+                func.sum(case((Payment.amount < 0, -Payment.amount), else_=0)), 0
+            ).label("refunded"),
+        )
+        .where(Payment.order_id == order.id)
+        .subquery()
+    )
+    invoiced, invoice_count, received, refunded = session.execute(
+        select(*invoices.c, *payments.c).select_from(invoices.join(payments, true()))
     ).one()
     return LedgerTotals(
         total=order.total,
