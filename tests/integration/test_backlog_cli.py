@@ -138,7 +138,9 @@ def test_status_shows_bulk_jobs_and_create_refuses_an_unclear_request(env: Datab
         True,
         1,
     )
-    assert runner.invoke(app, ["status"]).exit_code == 0
+    # No scheduler runs here, so its jobs are stale and the staged jobs wait: a person is needed
+    assert [a["reason"] for a in status["attention"]] == ["outbox_stuck", "scheduler_stale"]
+    assert runner.invoke(app, ["status"]).exit_code == 1
     # And create needs exactly one of NUMBERs and --all-eligible
     assert runner.invoke(app, ["backlog", "create"]).exit_code == 2
     assert runner.invoke(app, ["backlog", "create", "C1", "--all-eligible"]).exit_code == 2
