@@ -95,7 +95,10 @@ def test_status_shows_recent_restocks(
     monkeypatch.setenv("ORDERFLOW_REDIS_URL", redis_url)
     _feed(waiting, f.envelope("inventory.received", sku="DRILL", quantity=2))
     shown = runner.invoke(app, ["status", "--json"])
-    assert shown.exit_code == 0, shown.output
+    # No scheduler runs here, so its jobs are stale and the staged jobs wait: a person is needed
+    assert shown.exit_code == 1, shown.output
+    attention = [a["reason"] for a in json.loads(shown.output)["attention"]]
+    assert attention == ["outbox_stuck", "scheduler_stale"]
     recent = json.loads(shown.output)["restocks"]["recent"]
     assert [(r["sku"], r["received"], r["considered"], r["released"], r["skipped"],
              r["available_after"]) for r in recent] == [("DRILL", 2, 2, 1, 1, 1)]  # fmt: skip
