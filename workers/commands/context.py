@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 
@@ -25,10 +26,16 @@ def database(settings: Settings) -> Iterator[Database]:
 
 
 @contextmanager
-def redis_connection(settings: Settings) -> Iterator[redis.Redis]:
-    """A Redis client for the configured server or the embedded one."""
+def redis_connection(settings: Settings, **options: Any) -> Iterator[redis.Redis]:
+    """A Redis client for the configured server or the embedded one; `options` go to redis-py
+    (e.g. short timeouts). A malformed URL is a RedisError that does not quote it."""
     server = None if settings.redis_url else embedded.acquire(settings.data_dir)
-    client = redis.Redis.from_url(server.url if server else settings.redis_url)
+    try:
+        client = redis.Redis.from_url(server.url if server else settings.redis_url, **options)
+    except ValueError:  # its message may quote the URL, password included
+        if server is not None:
+            embedded.release(server)
+        raise redis.RedisError("the Redis URL is not valid (ORDERFLOW_REDIS_URL)") from None
     try:
         yield client
     finally:

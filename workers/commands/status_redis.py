@@ -18,8 +18,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tasks.jobs import QUEUES
-from workers import embedded
 from workers.broker import NAMESPACE
+from workers.commands.context import redis_connection
 from workers.commands.status_options import StatusOptions, age_s, iso
 from workers.settings import Settings
 from workers.streams import INGRESS_GROUP, INGRESS_STREAM
@@ -33,22 +33,10 @@ TIMEOUT_S = 2.0
 @contextmanager
 def client_for(settings: Settings) -> Iterator[redis.Redis]:
     """A client with short timeouts (a health check must answer, not hang)."""
-    server = None if settings.redis_url else embedded.acquire(settings.data_dir)
-    url = server.url if server else settings.redis_url
-    try:
-        client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S,
-                                      socket_connect_timeout=TIMEOUT_S,
-                                      retry=Retry(NoBackoff(), 0))  # fmt: skip
-    except ValueError:  # its message may quote the URL, password included
-        if server is not None:
-            embedded.release(server)
-        raise redis.RedisError("the Redis URL is not valid (ORDERFLOW_REDIS_URL)") from None
-    try:
+    options = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S,
+               "retry": Retry(NoBackoff(), 0)}  # fmt: skip
+    with redis_connection(settings, **options) as client:
         yield client
-    finally:
-        client.close()
-        if server is not None:
-            embedded.release(server)
 
 
 def _ms_time(ms: int | float) -> datetime:
