@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
+import requests
 import stripe
 from stripe.params import RefundCreateParams
 
@@ -50,6 +51,25 @@ class RefundResult:
     status: str
 
 
+DEFAULT_API_BASE = "https://api.stripe.com"
+
+
+def _http_client(api_base: str, timeout_s: float) -> stripe.RequestsClient:
+    """requests with the proxy settings read once, here, instead of on every call.
+
+    With `trust_env` on, requests scans the whole environment for proxies and looks for a
+    .netrc file on each request: about a sixth of a call's CPU time. The proxies (HTTPS_PROXY,
+    NO_PROXY, ...) that apply to Stripe's address are read now and passed on. The process's
+    threads share the session: urllib3's connection pool is thread-safe, and Stripe sets no
+    cookies.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    proxies = requests.utils.get_environ_proxies(api_base)
+    proxy = {scheme: proxies[scheme] for scheme in ("http", "https") if scheme in proxies}
+    return stripe.RequestsClient(timeout=timeout_s, session=session, proxy=proxy or None)  # type: ignore[arg-type]
+
+
 class StripeGateway:
     """Stripe's PaymentIntent and refund calls; raises only PermanentError / RetryableError."""
 
@@ -60,7 +80,7 @@ class StripeGateway:
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
-            http_client=stripe.RequestsClient(timeout=timeout_s),
+            http_client=_http_client(api_base or DEFAULT_API_BASE, timeout_s),
             # Retries are ours (the job is retried after the real state was read).
             max_network_retries=0,
         )
