@@ -16,6 +16,19 @@ from workers.settings import Settings
 
 log = logging.getLogger("orderflow.broker")
 NAMESPACE = "orderflow:dramatiq"
+
+
+def count_queue(pipe: Any, queue: str) -> str:
+    """Add to a Redis pipeline the four counts of a dramatiq queue, from its internal key
+    layout (read for status and metrics only): ready ids (LLEN), unacknowledged messages (HLEN),
+    delayed messages (HLEN of the delay queue's hash), dead letters (ZCARD). Returns the key of
+    the ready list."""
+    ready = f"{NAMESPACE}:{queue}"
+    pipe.llen(ready)
+    pipe.hlen(f"{ready}.msgs")
+    pipe.hlen(f"{ready}.DQ.msgs")
+    pipe.zcard(f"{ready}.XQ")
+    return ready
 # Options a message may carry that change how it is run. Our actors set their own; a message
 # that arrives with any of these (a producer writing to Redis directly) has them removed.
 FOREIGN_OPTIONS = (

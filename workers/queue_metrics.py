@@ -18,18 +18,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tasks.jobs import QUEUES
-from workers.broker import NAMESPACE
-from workers.streams import INGRESS_GROUP, INGRESS_STREAM
+from workers.broker import count_queue
+from workers.streams import INGRESS_GROUP, INGRESS_STREAM, entry_time
 
 log = logging.getLogger("orderflow.metrics")
 SCRAPE_TIMEOUT_S = 0.5
-
-
-def _key_layout(queue: str) -> tuple[str, str, str, str]:
-    """dramatiq's Redis keys of a queue (its internal layout, read for metrics only): the list
-    of ready ids, the hash of unacknowledged messages, the delay queue's hash, the dead letters."""
-    base = f"{NAMESPACE}:{queue}"
-    return base, f"{base}.msgs", f"{base}.DQ.msgs", f"{base}.XQ"
 
 
 class QueueCollector(Collector):
@@ -75,11 +68,7 @@ class QueueCollector(Collector):
     def _read(self) -> list[Any]:
         pipe = self._client.pipeline(transaction=False)
         for queue in self._queues:
-            ready, unacked, delayed, dead = _key_layout(queue)
-            pipe.llen(ready)
-            pipe.hlen(unacked)
-            pipe.hlen(delayed)
-            pipe.zcard(dead)
+            count_queue(pipe, queue)
         pipe.xlen(INGRESS_STREAM)
         pipe.xinfo_groups(INGRESS_STREAM)
         pipe.xrange(INGRESS_STREAM, count=1)
@@ -138,6 +127,5 @@ def _text(value: object) -> str:
 
 
 def _age_s(entry_id: bytes | str) -> float:
-    """Seconds since a stream entry was added (its id starts with Redis' clock in ms)."""
-    millis = int(_text(entry_id).partition("-")[0])
-    return max(0.0, time.time() - millis / 1000)
+    """Seconds since a stream entry was added."""
+    return max(0.0, time.time() - entry_time(entry_id).timestamp())

@@ -7,6 +7,7 @@ A producer in any language enqueues with one command:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -24,6 +25,12 @@ class Entry:
     entry_id: bytes
     body: bytes | None
     fields: tuple[bytes, ...]
+
+
+def entry_time(entry_id: bytes | str) -> datetime:
+    """When a stream entry was added: its id starts with Redis' clock in milliseconds."""
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return datetime.fromtimestamp(int(raw.partition("-")[0]) / 1000, tz=UTC)
 
 
 def ensure_group(client: redis.Redis) -> None:

@@ -18,11 +18,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tasks.jobs import QUEUES
-from workers.broker import NAMESPACE
+from workers.broker import count_queue
 from workers.commands.context import redis_connection
 from workers.commands.status_options import StatusOptions, age_s, iso
 from workers.settings import Settings
-from workers.streams import INGRESS_GROUP, INGRESS_STREAM
+from workers.streams import INGRESS_GROUP, INGRESS_STREAM, entry_time
 
 # How many of a queue's first message ids are read to find the oldest: requeued messages go to
 # the back, so the head is only nearly the oldest.
@@ -43,11 +43,6 @@ def _ms_time(ms: int | float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _entry_time(entry_id: bytes | str) -> datetime:
-    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return _ms_time(int(raw.partition("-")[0]))
-
-
 def _oldest_enqueued(client: redis.Redis, key: str, ids: list[bytes]) -> datetime | None:
     if not ids:
         return None
@@ -65,18 +60,15 @@ def queues(client: redis.Redis, now: datetime, options: StatusOptions) -> dict[s
     """Per queue: messages ready, taken by workers (unacked), delayed (retries waiting),
     dead-lettered, and the enqueue time of the oldest ready one."""
     pipe = client.pipeline(transaction=False)
+    keys = []
     for queue in QUEUES:
-        key = f"{NAMESPACE}:{queue}"
-        pipe.llen(key)
-        pipe.hlen(f"{key}.msgs")
-        pipe.hlen(f"{key}.DQ.msgs")
-        pipe.zcard(f"{key}.XQ")
-        pipe.lrange(key, 0, OLDEST_SAMPLE - 1)
+        keys.append(count_queue(pipe, queue))
+        pipe.lrange(keys[-1], 0, OLDEST_SAMPLE - 1)
     replies: list[Any] = pipe.execute()
     listed = []
-    for index, queue in enumerate(QUEUES):
+    for index, (queue, key) in enumerate(zip(QUEUES, keys, strict=True)):
         ready, held, delayed, dead, head = replies[index * 5 : index * 5 + 5]
-        oldest = _oldest_enqueued(client, f"{NAMESPACE}:{queue}", list(head))
+        oldest = _oldest_enqueued(client, key, list(head))
         listed.append({"queue": queue, "ready": int(ready), "in_flight": max(0, held - ready),
                        "delayed": int(delayed), "dead_lettered": int(dead),
                        "oldest_enqueued_at": iso(oldest),
@@ -105,13 +97,13 @@ def ingress(client: redis.Redis, now: datetime, options: StatusOptions) -> dict[
         return {**result, **empty}  # no producer has written yet
     length = int(info["length"])
     first = info.get("first-entry")
-    oldest = _entry_time(first[0]) if first else None
+    oldest = entry_time(first[0]) if first else None
     group = _group(client)
     pending, consumers, oldest_pending = 0, 0, None
     if group is not None:
         summary: dict[str, Any] = client.xpending(INGRESS_STREAM, INGRESS_GROUP)
         pending, consumers = int(summary["pending"]), int(group["consumers"])
-        oldest_pending = _entry_time(summary["min"]) if summary["min"] else None
+        oldest_pending = entry_time(summary["min"]) if summary["min"] else None
     return {**result, "length": length, "consumers": consumers, "pending": pending,
             "undelivered": max(0, length - pending), "oldest_entry_at": iso(oldest),
             "oldest_age_s": age_s(now, oldest), "oldest_pending_at": iso(oldest_pending),
