@@ -125,7 +125,8 @@ def test_a_refused_recipient_fails_once_with_the_reason_and_others_are_delivered
     _place(stack, 10)
     _publish_twice(stack, [change for i in range(10) for change in _changes(i)])
     # When everything has been tried
-    assert wait_until(lambda: _statuses(stack) == Counter({"sent": 36, "failed": 4}), 60)
+    settled = wait_until(lambda: _statuses(stack) == Counter({"sent": 36, "failed": 4}), 60)
+    assert settled, f"{_statuses(stack)}, sink {sink.count()}, rejected {sink.rcpt_rejections}"
     # Then the refused customer's four emails failed with the reason, tried once each
     with stack.rt.db.sessions() as session:
         failed = session.scalars(select(Notification).where(Notification.status == "failed")).all()
