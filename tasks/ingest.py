@@ -2,10 +2,17 @@
 
 A batch is one transaction. Each envelope runs in its own savepoint, so one bad message is
 quarantined while the others commit together; runs of `order.placed` are applied set-based.
+
+Consumers apply batches in parallel, and a batch does not see another's uncommitted work, so
+the messages about one order keep their order only as far as the ingress can see it: once a
+batch parks a message about an order, its later messages about that order are parked behind
+it, even if the order was committed meanwhile; and messages parked for what a batch creates
+are applied after the batch's own messages, not in their middle.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +38,8 @@ from tasks.messages.catalogue import (
     decode,
 )
 from tasks.messages.signing import authenticate
+
+log = logging.getLogger("orderflow.ingress")
 
 ALL_TYPES = frozenset(type_ for type_, _ in CATALOGUE)
 Admitted = tuple[DecodedMessage, bytes]
@@ -78,6 +87,7 @@ def ingest_batch(
     """
     admitted = [_admit(uow, body, policy) for body in bodies]
     outcomes: list[Outcome] = []
+    created: list[str] = []
     index = 0
     while index < len(admitted):
         item = admitted[index]
@@ -87,13 +97,15 @@ def ingest_batch(
             continue
         run = _bulk_run(admitted, index)
         started = time.perf_counter()
-        bulk = _apply_bulk(uow, run, policy) if len(run) > 1 else None
+        # Set-based runs do not look at `parked_for`: one by one, each message does.
+        bulk = _apply_bulk(uow, run, created) if len(run) > 1 and not uow.parked_for else None
         if bulk is None:
-            bulk = [_apply_admitted(uow, message, body, policy) for message, body in run]
+            bulk = [_apply_admitted(uow, m, body, policy, created=created) for m, body in run]
         if timings is not None:
             timings.append((run[0][0].envelope.type, len(run), time.perf_counter() - started))
         outcomes.extend(bulk)
         index += len(run)
+    _release_created(uow, created, policy)
     return outcomes
 
 
@@ -102,7 +114,10 @@ def ingest_one(uow: UnitOfWork, body: bytes, policy: IngestPolicy) -> Outcome:
     admitted = _admit(uow, body, policy)
     if isinstance(admitted, Outcome):
         return admitted
-    return _apply_admitted(uow, admitted[0], body, policy)
+    created: list[str] = []
+    outcome = _apply_admitted(uow, admitted[0], body, policy, created=created)
+    _release_created(uow, created, policy)
+    return outcome
 
 
 def _admit(uow: UnitOfWork, body: bytes, policy: IngestPolicy) -> Outcome | Admitted:
@@ -135,17 +150,18 @@ def _bulk_run(admitted: Sequence[Outcome | Admitted], start: int) -> list[Admitt
     return run
 
 
-def _apply_bulk(uow: UnitOfWork, run: list[Admitted], policy: IngestPolicy) -> list[Outcome] | None:
-    """Remember and apply a run set-based; None (nothing kept) when it must go one by one."""
+def _apply_bulk(uow: UnitOfWork, run: list[Admitted], created: list[str]) -> list[Outcome] | None:
+    """Remember and apply a run set-based, adding the keys of what it made to `created`; None
+    (nothing kept) when it must go one by one."""
     # Lines logged meanwhile concern the whole run: they carry its type and size.
     token = log_context.enter({"type": run[0][0].envelope.type, "envelopes": len(run)})
     try:
-        return _apply_run(uow, run, policy)
+        return _apply_run(uow, run, created)
     finally:
         log_context.leave(token)
 
 
-def _apply_run(uow: UnitOfWork, run: list[Admitted], policy: IngestPolicy) -> list[Outcome] | None:
+def _apply_run(uow: UnitOfWork, run: list[Admitted], created: list[str]) -> list[Outcome] | None:
     now, type_ = uow.clock(), run[0][0].envelope.type
     savepoint = uow.session.begin_nested()
     try:
@@ -162,33 +178,46 @@ def _apply_run(uow: UnitOfWork, run: list[Admitted], policy: IngestPolicy) -> li
                 outcomes.append(Outcome("applied", envelope_id=envelope_id, message=message))
             else:
                 outcomes.append(Outcome("duplicate", envelope_id=envelope_id, message=message))
-        created = BULK_HANDLERS[type_](uow, fresh) if fresh else []
-        if created is None:
+        made = BULK_HANDLERS[type_](uow, fresh) if fresh else []
+        if made is None:
             savepoint.rollback()
             return None
         savepoint.commit()
-    except IntegrityError:
-        savepoint.rollback()  # e.g. a concurrent consumer took a number first
+    except (IntegrityError, PermanentError):
+        # e.g. a concurrent consumer took a number first, or one message is refused (one by
+        # one, it alone is quarantined with its reason)
+        savepoint.rollback()
         return None
-    for key in intake.keys_with_parked(uow.session, created):
-        release_parked(uow, key, policy)
+    created.extend(made)
     return outcomes
 
 
 def _apply_admitted(
-    uow: UnitOfWork, message: DecodedMessage, body: bytes, policy: IngestPolicy
+    uow: UnitOfWork,
+    message: DecodedMessage,
+    body: bytes,
+    policy: IngestPolicy,
+    *,
+    created: list[str],
 ) -> Outcome:
-    """Remember and apply one admitted message in its own savepoint."""
+    """Remember and apply one admitted message in its own savepoint, adding the key of what it
+    made (if anything) to `created`."""
     envelope_id = str(message.envelope.id)
     token = log_context.enter(log_context.envelope_fields(message, envelope_id))
     try:
-        return _apply_one(uow, message, envelope_id, body, policy)
+        return _apply_one(uow, message, envelope_id, body, policy, created=created)
     finally:
         log_context.leave(token)
 
 
 def _apply_one(
-    uow: UnitOfWork, message: DecodedMessage, envelope_id: str, body: bytes, policy: IngestPolicy
+    uow: UnitOfWork,
+    message: DecodedMessage,
+    envelope_id: str,
+    body: bytes,
+    policy: IngestPolicy,
+    *,
+    created: list[str],
 ) -> Outcome:
     type_ = message.envelope.type
     savepoint = uow.session.begin_nested()
@@ -196,7 +225,7 @@ def _apply_one(
         if not intake.remember(uow.session, envelope_id, type_, uow.clock()):
             savepoint.commit()
             return Outcome("duplicate", envelope_id=envelope_id, message=message)
-        created = apply(uow, message)
+        made = apply(uow, message)
         savepoint.commit()
     except Awaiting as waiting:
         savepoint.rollback()
@@ -207,13 +236,15 @@ def _apply_one(
         return _quarantine(uow, body, refused.reason, refused.detail, identity, message=message)
     except SQLAlchemyError:
         raise  # the database is in trouble: the whole batch is retried later
-    except Exception as bug:  # noqa: BLE001 - a handler bug must not stall other messages
+    except Exception as bug:  # a handler bug must not stall other messages
         savepoint.rollback()
+        # Where it broke, for whoever fixes it (the quarantine keeps only the error's type).
+        log.warning("handler failed", exc_info=True)
         detail = f"{type(bug).__name__} in the {type_} handler"
         identity = (envelope_id, type_)
         return _quarantine(uow, body, "handler_error", detail, identity, message=message)
-    if created is not None:
-        release_parked(uow, created, policy)
+    if made is not None:
+        created.append(made)
     return Outcome("applied", envelope_id=envelope_id, message=message)
 
 
@@ -225,11 +256,31 @@ def apply(uow: UnitOfWork, message: DecodedMessage) -> str | None:
     return handler(uow, message)
 
 
+def _release_created(uow: UnitOfWork, created: Sequence[str], policy: IngestPolicy) -> None:
+    """Apply the messages parked for what a batch created (`order:N`, ...), after the batch's
+    own messages.
+
+    Not as soon as the order is created: another consumer may have parked a newer change to
+    it (say `fulfilled`) while this batch, still uncommitted, carries the older ones
+    (`processing`, `shipped`) after its `order.placed`. Released at once, the newer change
+    would be an illegal move from the new order's status and be refused; released last, it
+    follows them. A parked message older than the batch's arrives late instead, which the
+    handlers absorb (fulfillment by `occurred_at`, forward-only confirmation, the ledger).
+    """
+    waiting = set(intake.keys_with_parked(uow.session, created))
+    for key in created:
+        if key in waiting:
+            waiting.discard(key)
+            release_parked(uow, key, policy)
+
+
 def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
     """Apply, oldest first, the messages waiting for `key`, and what those unblock in turn."""
     pending = [key]
     while pending:
-        for parked in intake.take_parked(uow.session, pending.pop(0)):
+        released = pending.pop(0)
+        uow.parked_for.discard(released)  # what this batch parked for it goes with the rest
+        for parked in intake.take_parked(uow.session, released):
             try:
                 message = decode(parked.body, max(policy.max_bytes, len(parked.body)))
             except RejectedMessage as rejected:  # e.g. its version was retired while it waited
@@ -270,6 +321,7 @@ def _park(
     envelope_id, type_ = str(message.envelope.id), message.envelope.type
     # Remembered now, so a duplicate delivered while it waits is not parked twice.
     intake.remember(uow.session, envelope_id, type_, now)
+    uow.parked_for.add(waiting.key)
     _hold(uow, envelope_id, type_=type_, body=body, waiting=waiting,
           expires_at=now + policy.park_for)  # fmt: skip
     return Outcome("parked", waiting.reason, envelope_id, message)

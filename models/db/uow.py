@@ -45,6 +45,9 @@ class UnitOfWork:
         # Process configuration that handlers may read (e.g. the backorder release policy);
         # handlers cannot import the settings layer, so the composition root passes it in.
         self.options: Mapping[str, str] = options or {}
+        # What this transaction parked messages under (`order:N`): its later messages about the
+        # same thing wait behind them, even once it exists (see `tasks.ingest`).
+        self.parked_for: set[str] = set()
         self.clock = clock
         self._publisher = publisher
         self._redeliver_after = redeliver_after

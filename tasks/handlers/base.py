@@ -24,7 +24,11 @@ class Awaiting(OrderflowError):  # noqa: N818 - a state, not a failure
 
 
 def require_order(uow: UnitOfWork, number: str) -> Order:
-    """The order, row-locked; park the message when it does not exist yet."""
+    """The order, row-locked; park the message when it does not exist yet, or when this
+    transaction parked an earlier message about it (the order may have been committed by
+    another consumer since): messages about one order keep their order."""
+    if f"order:{number}" in uow.parked_for:
+        raise Awaiting("order", number)
     order = find_order(uow.session, number, for_update=True)
     if order is None:
         raise Awaiting("order", number)

@@ -9,12 +9,19 @@ from sqlalchemy import func, select
 
 from models.db.commerce import Manufacturer, Order, OrderLine
 from models.db.engine import Database
-from models.db.machinery import InboxEntry, ParkedMessage, QuarantinedMessage, TimelineEvent
+from models.db.machinery import (
+    InboxEntry,
+    Notification,
+    ParkedMessage,
+    QuarantinedMessage,
+    TimelineEvent,
+)
 from models.db.uow import UnitOfWork
 from scheduler.jobs import expire_parked
 from tasks import ingest
 from tasks.handlers.registry import HANDLERS
 from tasks.ingest import Outcome
+from tasks.messages.catalogue import decode
 from tests import factories as f
 from tests import support
 
@@ -266,3 +273,72 @@ def test_the_same_refused_bytes_are_held_once_and_counted(db: Database) -> None:
         ("signature_invalid", 3), ("not_json", 3), ("signature_invalid", 1),
     ]  # fmt: skip
     assert count(db, Order) == 0
+
+
+def _on_account(number: str) -> bytes:
+    return f.body(f.order(number, payment_method="on_account", stripe_payment_intent_id=None))
+
+
+def _changes(number: str) -> list[bytes]:
+    """processing, shipped and fulfilled for order `number`, a second apart."""
+    changes = [
+        f.envelope("order.fulfillment_changed", number=number, status="processing", note=None),
+        f.envelope("order.shipped", number=number, tracking_numbers=["TRK1"], carrier="DHL"),
+        f.envelope("order.fulfillment_changed", number=number, status="fulfilled", note=None),
+    ]
+    for step, change in enumerate(changes):
+        change["occurred_at"] = (T0 + timedelta(seconds=step)).isoformat()
+    return [f.body(f.resign(change)) for change in changes]
+
+
+def _fulfillment_and_emails(db: Database) -> tuple[str, list[str]]:
+    with db.sessions() as session:
+        status = session.scalars(select(Order.fulfillment_status)).one()
+        return status, sorted(session.scalars(select(Notification.kind)))
+
+
+EVERY_EMAIL = ["fulfillment_fulfilled", "fulfillment_processing", "fulfillment_shipped"]
+
+
+def test_a_change_parked_before_its_order_follows_the_changes_placed_with_the_order(
+    db: Database,
+) -> None:
+    # Given an order's last change, parked by one consumer while another consumer's batch,
+    # uncommitted and so unseen, held the order and its earlier changes
+    feed(db, f.body(f.manufacturer()))
+    processing, shipped, fulfilled = _changes("R1")
+    assert feed(db, fulfilled)[0].reason == "awaiting_order"
+    # When that batch is applied
+    outcomes = feed(db, _on_account("R1"), processing, shipped)
+    # Then the parked change comes after the batch's own, a legal move: nothing refused
+    assert [o.result for o in outcomes] == ["applied"] * 3
+    assert reasons(db) == []
+    assert _fulfillment_and_emails(db) == ("fulfilled", EVERY_EMAIL)
+    assert count(db, ParkedMessage) == 0
+
+
+def test_a_batch_that_parked_changes_to_an_order_parks_its_later_ones_too(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a batch whose first changes to an order are parked (it is not there yet), and the
+    # order committed by another consumer while the batch goes on (nobody releases them)
+    feed(db, f.body(f.manufacturer()))
+    placed = decode(_on_account("R2"), 256 * 1024)
+
+    def other_consumer(uow: UnitOfWork, message: object) -> None:
+        HANDLERS["order.placed"](uow, placed)
+
+    monkeypatch.setitem(HANDLERS, "inventory.set", other_consumer)
+    processing, shipped, fulfilled = _changes("R2")
+    meanwhile = f.body(f.envelope("inventory.set"))
+    # When the batch reaches the last change
+    outcomes = feed(db, processing, shipped, meanwhile, fulfilled)
+    # Then it waits behind the earlier ones rather than overtake them (an illegal move)
+    assert [o.result for o in outcomes] == ["parked", "parked", "applied", "parked"]
+    assert reasons(db) == []
+    # And the periodic re-check applies all three in their order
+    with UnitOfWork(db, lambda: T0) as uow:
+        assert ingest.resolve_parked(uow, f.policy()) == 1
+        uow.commit()
+    assert _fulfillment_and_emails(db) == ("fulfilled", EVERY_EMAIL)
+    assert count(db, ParkedMessage) == 0
