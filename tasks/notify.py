@@ -48,6 +48,16 @@ def stage_each(uow: UnitOfWork, orders: Sequence[tuple[Order, str]], template: s
     return _stage(uow, [(order, cause, {}) for order, cause in orders], template)
 
 
+def stage_by_template(
+    uow: UnitOfWork, items: Sequence[tuple[Order, str, str, dict[str, Any]]]
+) -> int:
+    """`stage` for many (order, template, cause, extra); how many new."""
+    groups: dict[str, list[tuple[Order, str, dict[str, Any]]]] = {}
+    for order, template, cause, extra in items:
+        groups.setdefault(template, []).append((order, cause, extra))
+    return sum(_stage(uow, group, template) for template, group in groups.items())
+
+
 def _stage(
     uow: UnitOfWork, items: Sequence[tuple[Order, str, dict[str, Any]]], template: str
 ) -> int:

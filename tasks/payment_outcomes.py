@@ -3,13 +3,18 @@ operation (so an outcome is recorded once, whichever worker or webhook learns it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
 
 from models.db import operations
 from models.db.commerce import Order, Payment
-from models.db.ledger import Refreshed, refresh
+from models.db.ledger import Refreshed, refresh, refresh_many
 from models.db.machinery import ExternalOperation
-from models.db.orders import record
+from models.db.orders import record, record_many
 from models.db.uow import UnitOfWork
 from models.domain.ledger import HoldState
 from models.domain.notifications import DESK_CAPTURE_FAILED, PAYMENT_FAILED, payment_template
@@ -19,6 +24,7 @@ from tasks.payments import (
     CANCELLED,
     capture_key,
     expire_hold,
+    families,
     family,
     request_refund,
     tell_desk,
@@ -40,31 +46,72 @@ def _changed(uow: UnitOfWork, order: Order, change: Refreshed, cause: str) -> No
         notify.stage(uow, order, template, cause)
 
 
+@dataclass(frozen=True)
+class Captured:
+    """A capture Stripe reports for an operation: how much, and its charge."""
+
+    operation_id: int
+    amount: int
+    reference: str
+
+
 def record_capture(uow: UnitOfWork, operation_id: int, *, amount: int, reference: str) -> bool:
     """The family's capture happened: one stripe payment per member, shares by their totals."""
-    op, root = _operation(uow, operation_id)
-    if not operations.settle(uow.session, operation_id, status="done", at=uow.clock(),
-                             result={"captured": amount, "reference": reference}):  # fmt: skip
-        return False
-    members = [m for m in family(uow, root) if m.fulfillment_status != CANCELLED] or [root]
+    return bool(record_captures(uow, [Captured(operation_id, amount, reference)]))
+
+
+def record_captures(uow: UnitOfWork, captures: Sequence[Captured]) -> list[int]:
+    """`record_capture` for many operations in a fixed number of statements; the operations
+    recorded now (one already settled is left as it is)."""
     now = uow.clock()
-    for member, part in zip(members, share(amount, [m.total for m in members]), strict=True):
-        member.hold_state = HoldState.CAPTURED.value
-        member.updated_at = now
-        if part:
-            uow.session.add(Payment(order_id=member.id, amount=part, currency=member.currency,
-                                    method="stripe_card", source="stripe", reference=reference,
-                                    at=now))  # fmt: skip
-        change = refresh(uow.session, member)
-        _changed(uow, member, change, op.key)
-        record(uow.session, member, now, "payment.captured",
-               f"captured {part} {member.currency} of {amount} ({reference}); payment "
-               f"{change.before.value} -> {change.after.value}")  # fmt: skip
-    egress.emit(uow, "payment.captured", op.key, {
-        "number": root.number, "amount": amount, "currency": root.currency,
-        "payment_intent": root.stripe_payment_intent_id, "orders": [m.number for m in members],
-    })  # fmt: skip
-    return True
+    ops = operations.lock_unsettled(uow.session, [c.operation_id for c in captures])
+    todo = list({c.operation_id: c for c in captures if c.operation_id in ops}.values())
+    roots = _locked_orders(uow, [ops[c.operation_id].order_id for c in todo])
+    members = families(uow, list(roots.values()))
+    payments, shared, published = [], [], []
+    for capture in todo:
+        op = ops[capture.operation_id]
+        result = {"captured": capture.amount, "reference": capture.reference}
+        operations.mark(op, status="done", at=now, result=result)
+        root = roots[op.order_id or 0]
+        paying = [m for m in members[root.id] if m.fulfillment_status != CANCELLED] or [root]
+        for member, part in zip(paying, share(capture.amount, [m.total for m in paying]),
+                                strict=True):  # fmt: skip
+            member.hold_state = HoldState.CAPTURED.value
+            member.updated_at = now
+            if part:
+                payments.append({"order_id": member.id, "amount": part, "currency":
+                                 member.currency, "method": "stripe_card", "source": "stripe",
+                                 "reference": capture.reference, "at": now})  # fmt: skip
+            shared.append((member, part, capture, op.key))
+        published.append((op.key, {
+            "number": root.number, "amount": capture.amount, "currency": root.currency,
+            "payment_intent": root.stripe_payment_intent_id,
+            "orders": [m.number for m in paying],
+        }))  # fmt: skip
+    if payments:
+        uow.session.execute(insert(Payment), payments)
+    changes = refresh_many(uow.session, list({m.id: m for m, *_ in shared}.values()))
+    emails: list[tuple[Order, str, str, dict[str, Any]]] = []
+    events = []
+    for member, part, capture, key in shared:
+        change = changes[member.id]
+        template = payment_template(change.before, change.after)
+        if template is not None:
+            emails.append((member, template, key, {}))
+        events.append({"order_id": member.id, "at": now, "kind": "payment.captured",
+                       "summary": f"captured {part} {member.currency} of {capture.amount} "
+                       f"({capture.reference}); payment {change.before.value} -> "
+                       f"{change.after.value}"})  # fmt: skip
+    notify.stage_by_template(uow, emails)
+    record_many(uow.session, events)
+    egress.emit_many(uow, "payment.captured", published)
+    return [c.operation_id for c in todo]
+
+
+def _locked_orders(uow: UnitOfWork, order_ids: list[int | None]) -> dict[int, Order]:
+    query = select(Order).where(Order.id.in_(order_ids)).order_by(Order.id).with_for_update()
+    return {order.id: order for order in uow.session.scalars(query)}
 
 
 def record_release(uow: UnitOfWork, operation_id: int, *, lapsed: bool) -> bool:

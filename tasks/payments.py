@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -25,6 +26,8 @@ from tasks import notify
 
 CAPTURE_JOB, CANCEL_JOB, REFUND_JOB = "payment.capture", "payment.cancel", "payment.refund"
 RECONCILE_JOB = "stripe.reconcile"
+# Captures one job makes (its Stripe calls go side by side, its outcomes in one transaction).
+CAPTURE_BATCH = 50
 CANCELLED = FulfillmentStatus.CANCELLED.value
 
 
@@ -38,15 +41,25 @@ def is_card(order: Order) -> bool:
 
 def family(uow: UnitOfWork, order: Order) -> list[Order]:
     """Every order sharing the order's PaymentIntent, root (oldest) first, row-locked."""
-    if order.stripe_payment_intent_id is None:
-        return [order]
-    query = (
-        select(Order)
-        .where(Order.stripe_payment_intent_id == order.stripe_payment_intent_id)
-        .order_by(Order.id)
-        .with_for_update()
-    )
-    return list(uow.session.scalars(query))
+    return families(uow, [order])[order.id]
+
+
+def families(uow: UnitOfWork, orders: Sequence[Order]) -> dict[int, list[Order]]:
+    """`family` for many orders at once (one statement), keyed by order id; rows are locked in
+    id order, as everywhere, so that two transactions cannot deadlock on them."""
+    intents = {o.stripe_payment_intent_id for o in orders} - {None}
+    found: dict[str | None, list[Order]] = {}
+    if intents:
+        query = (
+            select(Order)
+            .where(Order.stripe_payment_intent_id.in_(intents))
+            .order_by(Order.id)
+            .with_for_update()
+        )
+        for member in uow.session.scalars(query):
+            found.setdefault(member.stripe_payment_intent_id, []).append(member)
+    return {o.id: found.get(o.stripe_payment_intent_id, [o]) if o.stripe_payment_intent_id
+            else [o] for o in orders}  # fmt: skip
 
 
 def capture_key(root: Order) -> str:
@@ -56,7 +69,32 @@ def capture_key(root: Order) -> str:
 
 def request_capture(uow: UnitOfWork, order: Order) -> str:
     """On shipment: commit one capture of the family's amount, unless none can or need be made."""
-    members = family(uow, order)
+    return request_captures(uow, [order], {order.id: family(uow, order)})[0]
+
+
+def request_captures(
+    uow: UnitOfWork, orders: Sequence[Order], members: dict[int, list[Order]]
+) -> list[str]:
+    """`request_capture` for shipped orders with their locked families: the operations in one
+    statement and one job for them all; a summary per order."""
+    decided = [_capture_row(uow, order, members[order.id]) for order in orders]
+    rows = {row["key"]: row for row in decided if not isinstance(row, str)}
+    created = operations.create_many(uow.session, list(rows.values()))
+    stage_captures(uow, [created[key] for key in rows if key in created])
+    summaries, told = [], set()
+    for row in decided:
+        if isinstance(row, str):
+            summaries.append(row)
+        elif row["key"] in created and row["key"] not in told:
+            told.add(row["key"])
+            summaries.append(f"capture of {row['amount']} {row['currency']} requested")
+        else:
+            summaries.append("capture already requested")
+    return summaries
+
+
+def _capture_row(uow: UnitOfWork, order: Order, members: list[Order]) -> str | dict[str, Any]:
+    """The capture operation to commit for a shipped order, or why there is none."""
     hold = HoldState(order.hold_state)
     if hold is HoldState.CAPTURED:
         return "already captured"
@@ -67,13 +105,20 @@ def request_capture(uow: UnitOfWork, order: Order) -> str:
         return f"hold {hold.value}: nothing captured; the order needs a new payment"
     amount = sum(m.total for m in members if m.fulfillment_status != CANCELLED)
     root = members[0]
-    op_id = operations.create(uow.session, key=capture_key(root), kind="capture",
-                              order_id=root.id, amount=amount, currency=root.currency,
-                              at=uow.clock())  # fmt: skip
-    if op_id is None:
-        return "capture already requested"
-    uow.stage(CAPTURE_JOB, f"capture:{op_id}", {"operation_id": op_id}, queue="payments")
-    return f"capture of {amount} {root.currency} requested"
+    return operations.row(key=capture_key(root), kind="capture", order_id=root.id,
+                          amount=amount, currency=root.currency, at=uow.clock())  # fmt: skip
+
+
+def stage_captures(uow: UnitOfWork, operation_ids: list[int]) -> None:
+    """The capture job for these operations: one job per batch of up to CAPTURE_BATCH."""
+    for start in range(0, len(operation_ids), CAPTURE_BATCH):
+        batch = operation_ids[start : start + CAPTURE_BATCH]
+        if len(batch) == 1:
+            uow.stage(CAPTURE_JOB, f"capture:{batch[0]}", {"operation_id": batch[0]},
+                      queue="payments")  # fmt: skip
+        else:
+            key = f"captures:{batch[0]}+{len(batch) - 1}"
+            uow.stage(CAPTURE_JOB, key, {"operation_ids": batch}, queue="payments")
 
 
 def request_release(uow: UnitOfWork, order: Order) -> str:

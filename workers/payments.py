@@ -1,9 +1,12 @@
-"""The payment jobs: claim the operation, call Stripe under its key, record what really happened.
+"""The payment jobs: claim the operations, call Stripe under each one's key, record what really
+happened.
 
-After an unclear outcome the operation is left `unclear` and the job retried; a retry (and
-any call whose key may have aged out, or whose hold time is unknown) reads the PaymentIntent
-first and acts on its real status, so no capture, release or refund happens twice and none
-is lost. Declines and unexpected states are recorded with their reason, never retried.
+A job is for one operation or a batch (the captures of one run of shipments): its Stripe calls
+go side by side, and its outcomes are recorded in one transaction. After an unclear outcome the
+operation is left `unclear` and the job retried; a retry (and any call whose key may have aged
+out, or whose hold time is unknown) reads the PaymentIntent first and acts on its real status,
+so no capture, release or refund happens twice and none is lost. Declines and unexpected states
+are recorded with their reason, never retried.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
+
+from sqlalchemy import select
 
 from models.db import operations
 from models.db.commerce import Order
@@ -20,12 +26,20 @@ from models.db.uow import UnitOfWork, UowFactory
 from models.domain.errors import PermanentError, RetryableError, UnclearOutcome
 from models.domain.payments import IntentVerdict, capture_verdict, hold_expired
 from tasks import payment_outcomes as outcomes
-from tasks.payments import CANCELLED, family
+from tasks.payments import CANCELLED, families
 from workers.stripe_adapter import IntentState, StripeGateway
 
 # Stripe keeps idempotency keys ~24 h: an older operation reads the intent before calling.
 KEY_TRUSTED_FOR = timedelta(hours=23)
 Gateway = Callable[[], StripeGateway]
+
+
+# An outcome to record: a change, or a capture (captures are recorded together, set-based).
+Record = Callable[[UnitOfWork], object] | outcomes.Captured
+# The Stripe part of one operation: appends what to record, in order; may raise.
+Work = Callable[["Claimed", list[Record]], None]
+# Runs the Stripe parts of a batch, maybe side by side; one result (None or the error) each.
+Runner = Callable[[list[Callable[[], None]]], list[BaseException | None]]
 
 
 @dataclass(frozen=True)
@@ -39,67 +53,151 @@ class Claimed:
     capture_before: datetime | None
 
 
-def claim(new_uow: UowFactory, operation_id: int, stale: timedelta) -> Claimed | None:
-    """Claim the operation; None when it is settled; retry while another worker holds it."""
+def operation_ids(payload: dict[str, Any]) -> list[int]:
+    """The operations a payment job is for: one (`operation_id`) or a batch (`operation_ids`)."""
+    if "operation_ids" in payload:
+        return [int(i) for i in payload["operation_ids"]]
+    return [int(payload["operation_id"])]
+
+
+def claim(new_uow: UowFactory, ids: list[int], stale: timedelta) -> tuple[list[Claimed], bool]:
+    """Claim the operations that are open; also whether another worker holds one of the rest
+    (settled ones are simply left out)."""
     with new_uow() as uow:
-        taken = operations.claim(uow.session, operation_id, uow.clock(), stale)
-        if taken is None:
-            busy = operations.status_of(uow.session, operation_id) == "calling"
-            uow.commit()
-            if busy:
-                raise RetryableError("in_progress", "another worker is calling Stripe for it")
-            return None
-        order = uow.session.get(Order, taken.order_id)
-        assert order is not None
+        taken = operations.claim(uow.session, ids, uow.clock(), stale)
+        rest = sorted(set(ids) - {t.operation_id for t in taken})
+        busy = bool(rest) and operations.any_calling(uow.session, rest)
+        roots = _orders(uow, [t.order_id for t in taken])
+        members = families(uow, list(roots.values()))
+        now = uow.clock()
+        uow.commit()
+    claimed = []
+    for taken_op in taken:
+        order, family_ = roots[taken_op.order_id], members[taken_op.order_id]
         assert order.stripe_payment_intent_id is not None
-        live = any(m.fulfillment_status != CANCELLED for m in family(uow, order))
-        aged = uow.clock() - taken.created_at >= KEY_TRUSTED_FOR
-        read_first = taken.attempt > 1 or aged or order.capture_before is None
-        uow.commit()
-    return Claimed(taken, order.stripe_payment_intent_id, live, read_first, order.capture_before)
+        live = any(m.fulfillment_status != CANCELLED for m in family_)
+        aged = now - taken_op.created_at >= KEY_TRUSTED_FOR
+        read_first = taken_op.attempt > 1 or aged or order.capture_before is None
+        claimed.append(Claimed(taken_op, order.stripe_payment_intent_id, live, read_first,
+                               order.capture_before))  # fmt: skip
+    return claimed, busy
 
 
-def settle(new_uow: UowFactory, record: Callable[[UnitOfWork], object]) -> None:
+def _orders(uow: UnitOfWork, order_ids: list[int]) -> dict[int, Order]:
+    if not order_ids:
+        return {}
+    query = select(Order).where(Order.id.in_(order_ids))
+    return {order.id: order for order in uow.session.scalars(query)}
+
+
+def settle(new_uow: UowFactory, record: Record) -> None:
     """Record an outcome in its own transaction."""
-    with new_uow() as uow:
-        record(uow)
-        uow.commit()
+    settle_all(new_uow, [record], alone=True)
 
 
-def guarded(new_uow: UowFactory, operation_id: int, call: Callable[[], None]) -> None:
-    """Run the Stripe part: unclear → left `unclear` and retried; refused → recorded."""
+def settle_all(new_uow: UowFactory, records: list[Record], *, alone: bool = False) -> None:
+    """Record outcomes in one transaction; should that fail, each in its own, so that the rest
+    still land (the failed one is raised; its operation stays claimed and is read again)."""
+    if not records:
+        return
+    try:
+        with new_uow() as uow:
+            _record(uow, records)
+            uow.commit()
+    except Exception:
+        if alone:
+            raise
+        _settle_each(new_uow, records)
+
+
+def _record(uow: UnitOfWork, records: list[Record]) -> None:
+    captured = [r for r in records if isinstance(r, outcomes.Captured)]
+    for record in records:
+        if not isinstance(record, outcomes.Captured):
+            record(uow)
+    if captured:
+        outcomes.record_captures(uow, captured)
+
+
+def _settle_each(new_uow: UowFactory, records: list[Record]) -> None:
+    failure: Exception | None = None
+    for record in records:
+        try:
+            settle(new_uow, record)
+        except Exception as error:  # noqa: BLE001 - the rest must still be recorded
+            failure = failure or error
+    if failure is not None:
+        raise failure
+
+
+def in_turn(calls: list[Callable[[], None]]) -> list[BaseException | None]:
+    """A Runner that makes the calls one after another."""
+    return [outcome_of(call) for call in calls]
+
+
+def outcome_of(call: Callable[[], None]) -> BaseException | None:
+    """None when the call returned; the error it raised otherwise."""
     try:
         call()
-    except UnclearOutcome as unclear:
-        error = str(unclear)
-        settle(new_uow, lambda uow: operations.settle(
-            uow.session, operation_id, status="unclear", at=uow.clock(), error=error))  # fmt: skip
-        raise
-    except PermanentError as refused:
-        reason, detail = refused.reason, refused.detail
-        settle(new_uow, lambda uow: outcomes.record_failure(uow, operation_id, reason, detail))
+    except Exception as error:  # noqa: BLE001 - handed back to the batch, judged there
+        return error
+    return None
 
 
 def run_claimed(
-    new_uow: UowFactory, payload: dict[str, Any], stale: timedelta, work: Callable[[Claimed], None]
+    new_uow: UowFactory,
+    payload: dict[str, Any],
+    stale: timedelta,
+    work: Work,
+    runner: Runner = in_turn,
 ) -> None:
-    """Claim the payload's operation and run `work` on it, guarded; nothing when settled."""
-    job = claim(new_uow, int(payload["operation_id"]), stale)
-    if job is not None:
-        guarded(new_uow, job.claim.operation_id, lambda: work(job))
+    """Claim the payload's operations, run `work` on each, and record every outcome in one
+    transaction. Unclear outcomes are left `unclear`, refusals recorded with their reason;
+    then the job is retried while any operation is unclear or held by another worker."""
+    claimed, busy = claim(new_uow, operation_ids(payload), stale)
+    batches: list[list[Record]] = [[] for _ in claimed]
+    errors = runner([partial(work, job, records) for job, records in zip(claimed, batches,
+                                                                       strict=True)])  # fmt: skip
+    records, retry = [], None
+    for job, done, error in zip(claimed, batches, errors, strict=True):
+        records += done
+        records += _after(job.claim.operation_id, error)
+        if error is not None and not isinstance(error, PermanentError):
+            retry = retry or error
+    settle_all(new_uow, records)
+    if retry is not None:
+        raise retry
+    if busy:
+        raise RetryableError("in_progress", "another worker is calling Stripe for it")
+
+
+def _after(op_id: int, error: BaseException | None) -> list[Record]:
+    """What a failed Stripe part leaves on record: unclear (retried) or refused (for good)."""
+    if isinstance(error, UnclearOutcome):
+        detail = str(error)
+        return [lambda uow: operations.settle(
+            uow.session, op_id, status="unclear", at=uow.clock(), error=detail)]  # fmt: skip
+    if isinstance(error, PermanentError):
+        reason, why = error.reason, error.detail
+        return [lambda uow: outcomes.record_failure(uow, op_id, reason, why)]
+    return []  # anything else: the operation stays claimed and is read again when stale
 
 
 def capture(
-    new_uow: UowFactory, gateway: Gateway, payload: dict[str, Any], stale: timedelta
+    new_uow: UowFactory,
+    gateway: Gateway,
+    payload: dict[str, Any],
+    stale: timedelta,
+    runner: Runner = in_turn,
 ) -> None:
     """One capture per family: call with our key, or act on the intent's real status."""
-    run_claimed(new_uow, payload, stale, lambda job: _capture(new_uow, gateway, job))
+    run_claimed(new_uow, payload, stale, partial(_capture, gateway), runner)
 
 
-def _capture(new_uow: UowFactory, gateway: Gateway, job: Claimed) -> None:
+def _capture(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     op_id = job.claim.operation_id
     if not job.live:
-        settle(new_uow, lambda uow: operations.settle(
+        records.append(lambda uow: operations.settle(
             uow.session, op_id, status="skipped", at=uow.clock(), error="order cancelled",
         ))  # fmt: skip
         return
@@ -110,14 +208,14 @@ def _capture(new_uow: UowFactory, gateway: Gateway, job: Claimed) -> None:
         capture_before = read.capture_before
         capturable = capture_verdict(read.status) is IntentVerdict.CAPTURE
         # A first try that goes on to capture need not store the expiry (a retry reads the
-        # intent again; a captured hold has none): that saves a transaction per capture.
+        # intent again; a captured hold has none): that saves work per capture.
         if not capturable or job.claim.attempt > 1:
-            settle(new_uow, lambda uow: outcomes.learn_hold(uow, op_id, read.capture_before))
+            records.append(lambda uow: outcomes.learn_hold(uow, op_id, read.capture_before))
         if not capturable:
-            apply_capture_verdict(new_uow, op_id, read)
+            records.append(capture_outcome(op_id, read))
             return
     if hold_expired(capture_before, datetime.now(UTC)):  # no doomed capture attempts
-        settle(new_uow, lambda uow: outcomes.record_lapsed(uow, op_id))
+        records.append(lambda uow: outcomes.record_lapsed(uow, op_id))
         return
     assert job.claim.amount is not None
     try:
@@ -127,19 +225,16 @@ def _capture(new_uow: UowFactory, gateway: Gateway, job: Claimed) -> None:
         if refused.reason != "payment_intent_unexpected_state":
             raise
         state = stripe.retrieve(job.intent_id)  # e.g. captured by a try whose key aged out
-    apply_capture_verdict(new_uow, op_id, state)
+    records.append(capture_outcome(op_id, state))
 
 
-def apply_capture_verdict(new_uow: UowFactory, op_id: int, state: IntentState) -> None:
-    """Record a capture's real outcome; retry while the intent is still in between."""
+def capture_outcome(op_id: int, state: IntentState) -> Record:
+    """What to record of a capture's real outcome; raises while the intent is in between."""
     verdict = capture_verdict(state.status)
     if verdict is IntentVerdict.CAPTURED:
-        reference = state.latest_charge or state.id
-        settle(new_uow, lambda uow: outcomes.record_capture(
-            uow, op_id, amount=state.amount_received, reference=reference))  # fmt: skip
-    elif verdict is IntentVerdict.RELEASED and state.cancellation_reason == "automatic":
-        settle(new_uow, lambda uow: outcomes.record_lapsed(uow, op_id))
-    elif verdict is IntentVerdict.RELEASED:
+        return outcomes.Captured(op_id, state.amount_received, state.latest_charge or state.id)
+    if verdict is IntentVerdict.RELEASED and state.cancellation_reason == "automatic":
+        return lambda uow: outcomes.record_lapsed(uow, op_id)
+    if verdict is IntentVerdict.RELEASED:
         raise PermanentError("payment_intent_canceled", "the PaymentIntent was canceled")
-    else:
-        raise UnclearOutcome("intent_not_settled", f"PaymentIntent status {state.status}")
+    raise UnclearOutcome("intent_not_settled", f"PaymentIntent status {state.status}")

@@ -4,23 +4,28 @@ refund a whole order, each under its own key and recorded once."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from models.db.uow import UowFactory
 from models.domain.errors import UnclearOutcome
 from models.domain.payments import IntentVerdict, capture_verdict
 from tasks import payment_outcomes as outcomes
-from workers.payments import Claimed, Gateway, run_claimed, settle
+from workers.payments import Claimed, Gateway, Record, Runner, in_turn, run_claimed
 
 
 def cancel(
-    new_uow: UowFactory, gateway: Gateway, payload: dict[str, Any], stale: timedelta
+    new_uow: UowFactory,
+    gateway: Gateway,
+    payload: dict[str, Any],
+    stale: timedelta,
+    runner: Runner = in_turn,
 ) -> None:
     """Cancel the PaymentIntent if it still holds money; refund instead if it was captured."""
-    run_claimed(new_uow, payload, stale, lambda job: _cancel(new_uow, gateway, job))
+    run_claimed(new_uow, payload, stale, partial(_cancel, gateway), runner)
 
 
-def _cancel(new_uow: UowFactory, gateway: Gateway, job: Claimed) -> None:
+def _cancel(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     op_id = job.claim.operation_id
     stripe = gateway()
     state = stripe.retrieve(job.intent_id)
@@ -29,24 +34,28 @@ def _cancel(new_uow: UowFactory, gateway: Gateway, job: Claimed) -> None:
     verdict = capture_verdict(state.status)
     if verdict is IntentVerdict.RELEASED:
         lapsed = state.cancellation_reason == "automatic"
-        settle(new_uow, lambda uow: outcomes.record_release(uow, op_id, lapsed=lapsed))
+        records.append(lambda uow: outcomes.record_release(uow, op_id, lapsed=lapsed))
     elif verdict is IntentVerdict.CAPTURED:
         reference = state.latest_charge or state.id
-        settle(new_uow, lambda uow: outcomes.cancel_found_captured(
+        records.append(lambda uow: outcomes.cancel_found_captured(
             uow, op_id, amount=state.amount_received, reference=reference))  # fmt: skip
     else:
         raise UnclearOutcome("intent_not_settled", f"PaymentIntent status {state.status}")
 
 
 def refund(
-    new_uow: UowFactory, gateway: Gateway, payload: dict[str, Any], stale: timedelta
+    new_uow: UowFactory,
+    gateway: Gateway,
+    payload: dict[str, Any],
+    stale: timedelta,
+    runner: Runner = in_turn,
 ) -> None:
     """Refund the order's amount under its key; a retry with the key is replayed by Stripe."""
-    run_claimed(new_uow, payload, stale, lambda job: _refund(new_uow, gateway, job))
+    run_claimed(new_uow, payload, stale, partial(_refund, gateway), runner)
 
 
-def _refund(new_uow: UowFactory, gateway: Gateway, job: Claimed) -> None:
+def _refund(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     op_id = job.claim.operation_id
     result = gateway().refund(job.intent_id, job.claim.amount, job.claim.key)
-    settle(new_uow, lambda uow: outcomes.record_refund(
+    records.append(lambda uow: outcomes.record_refund(
         uow, op_id, amount=result.amount, reference=result.id))  # fmt: skip

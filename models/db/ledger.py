@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select, true
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from models.db.commerce import Invoice, Order, Payment
@@ -26,48 +27,73 @@ class Refreshed:
 
 
 def ledger_totals(session: Session, order: Order) -> LedgerTotals:
-    """Sums over the order's invoices and payments: one statement of two indexed aggregates."""
+    """Sums over the order's invoices and payments."""
+    return ledger_totals_many(session, [order])[order.id]
+
+
+def ledger_totals_many(session: Session, orders: Sequence[Order]) -> dict[int, LedgerTotals]:
+    """`ledger_totals` for many orders in one statement of two grouped, indexed aggregates."""
+    ids = [order.id for order in orders]
     invoices = (
         select(
-            func.coalesce(func.sum(Invoice.amount), 0).label("invoiced"),
+            Invoice.order_id,
+            func.sum(Invoice.amount).label("invoiced"),
             func.count(Invoice.id).label("invoices"),
         )
-        .where(Invoice.order_id == order.id)
+        .where(Invoice.order_id.in_(ids))
+        .group_by(Invoice.order_id)
         .subquery()
     )
     payments = (
         select(
-            func.coalesce(
-                func.sum(case((Payment.amount > 0, Payment.amount), else_=0)), 0
-            ).label("received"),
-            func.coalesce(
-                func.sum(case((Payment.amount < 0, -Payment.amount), else_=0)), 0
-            ).label("refunded"),
+            Payment.order_id,
+            func.sum(case((Payment.amount > 0, Payment.amount), else_=0)).label("received"),
+            func.sum(case((Payment.amount < 0, -Payment.amount), else_=0)).label("refunded"),
         )
-        .where(Payment.order_id == order.id)
+        .where(Payment.order_id.in_(ids))
+        .group_by(Payment.order_id)
         .subquery()
     )
-    invoiced, invoice_count, received, refunded = session.execute(
-        select(*invoices.c, *payments.c).select_from(invoices.join(payments, true()))
-    ).one()
-    return LedgerTotals(
-        total=order.total,
-        invoiced=int(invoiced),
-        has_invoices=int(invoice_count) > 0,
-        received=int(received),
-        refunded=int(refunded),
+    query = (
+        select(
+            Order.id,
+            func.coalesce(invoices.c.invoiced, 0),
+            func.coalesce(invoices.c.invoices, 0),
+            func.coalesce(payments.c.received, 0),
+            func.coalesce(payments.c.refunded, 0),
+        )
+        .outerjoin(invoices, invoices.c.order_id == Order.id)
+        .outerjoin(payments, payments.c.order_id == Order.id)
+        .where(Order.id.in_(ids))
     )
+    sums = {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
+    totals = {}
+    for order in orders:
+        invoiced, invoice_count, received, refunded = sums.get(order.id, (0, 0, 0, 0))
+        totals[order.id] = LedgerTotals(total=order.total, invoiced=invoiced,
+                                        has_invoices=invoice_count > 0, received=received,
+                                        refunded=refunded)  # fmt: skip
+    return totals
 
 
 def refresh(session: Session, order: Order) -> Refreshed:
     """Recompute and store the order's derived ledger figures (the order row must be locked)."""
+    return refresh_many(session, [order])[order.id]
+
+
+def refresh_many(session: Session, orders: Sequence[Order]) -> dict[int, Refreshed]:
+    """`refresh` for many locked orders: one statement for all their sums."""
     session.flush()
-    ledger = ledger_totals(session, order)
-    before = PaymentStatus(order.payment_status)
-    after = payment_status(ledger, HoldState(order.hold_state))
-    order.invoiced = ledger.invoiced
-    order.paid = ledger.paid
-    order.outstanding_balance = ledger.outstanding
-    order.payment_status = after.value
-    order.download_allowed = download_allowed(after)
-    return Refreshed(before, after)
+    totals = ledger_totals_many(session, orders)
+    changes = {}
+    for order in orders:
+        ledger = totals[order.id]
+        before = PaymentStatus(order.payment_status)
+        after = payment_status(ledger, HoldState(order.hold_state))
+        order.invoiced = ledger.invoiced
+        order.paid = ledger.paid
+        order.outstanding_balance = ledger.outstanding
+        order.payment_status = after.value
+        order.download_allowed = download_allowed(after)
+        changes[order.id] = Refreshed(before, after)
+    return changes

@@ -3,6 +3,7 @@ by one worker at a time, settled after it. The key is deterministic (`order:{id}
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from models.db.machinery import ExternalOperation
-from models.db.sql import insert_ignore
+from models.db.sql import dialect_insert, table_of
 
 MAX_ERROR_CHARS = 2000
 # pending: not called yet; calling: a worker holds it; unclear: called, outcome unknown;
@@ -34,6 +35,21 @@ class OperationClaim:
     created_at: datetime
 
 
+def row(
+    *,
+    key: str,
+    kind: str,
+    order_id: int,
+    amount: int | None,
+    currency: str | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """A new operation's row, for `create_many`."""
+    return {"key": key, "kind": kind, "order_id": order_id, "amount": amount,
+            "currency": currency, "status": "pending", "attempts": 0, "result": {},
+            "created_at": at, "updated_at": at}  # fmt: skip
+
+
 def create(
     session: Session,
     *,
@@ -45,11 +61,21 @@ def create(
     at: datetime,
 ) -> int | None:
     """Commit-to-be row for a call out; its id, or None when the key already exists."""
-    row = {"key": key, "kind": kind, "order_id": order_id, "amount": amount,
-           "currency": currency, "status": "pending", "attempts": 0, "result": {},
-           "created_at": at, "updated_at": at}  # fmt: skip
-    new_id = insert_ignore(session, ExternalOperation, row, ["key"])
-    return int(new_id) if new_id is not None else None
+    new = row(key=key, kind=kind, order_id=order_id, amount=amount, currency=currency, at=at)
+    return create_many(session, [new]).get(key)
+
+
+def create_many(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert operation rows (one statement); the id of each whose key was new, by key."""
+    if not rows:
+        return {}
+    table = table_of(ExternalOperation)
+    stmt = (
+        dialect_insert(session, table)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(table.c.key, table.c.id)
+    )
+    return {str(key): int(new_id) for key, new_id in session.execute(stmt, rows)}
 
 
 def find(session: Session, key: str) -> ExternalOperation | None:
@@ -58,14 +84,15 @@ def find(session: Session, key: str) -> ExternalOperation | None:
 
 
 def claim(
-    session: Session, operation_id: int, now: datetime, stale: timedelta
-) -> OperationClaim | None:
-    """Take the right to call: open, or stuck in `calling` longer than `stale` (its worker
-    died mid-call, so the outcome is unclear). None when settled or held by a live worker."""
-    row = session.execute(
+    session: Session, operation_ids: Sequence[int], now: datetime, stale: timedelta
+) -> list[OperationClaim]:
+    """Take the right to call, for each operation that is open, or stuck in `calling` longer
+    than `stale` (its worker died mid-call, so the outcome is unclear). Settled ones and those
+    held by a live worker are left out."""
+    rows = session.execute(
         update(ExternalOperation)
         .where(
-            ExternalOperation.id == operation_id,
+            ExternalOperation.id.in_(operation_ids),
             or_(
                 ExternalOperation.status.in_(OPEN),
                 (ExternalOperation.status == "calling")
@@ -78,11 +105,18 @@ def claim(
             ExternalOperation.order_id, ExternalOperation.amount, ExternalOperation.currency,
             ExternalOperation.attempts, ExternalOperation.created_at,
         )
-    ).one_or_none()  # fmt: skip
-    if row is None:
-        return None
-    return OperationClaim(int(row[0]), row[1], row[2], int(row[3] or 0), row[4], row[5],
-                          int(row[6]), row[7])  # fmt: skip
+    ).all()  # fmt: skip
+    claims = [OperationClaim(int(row[0]), row[1], row[2], int(row[3] or 0), row[4], row[5],
+                             int(row[6]), row[7]) for row in rows]  # fmt: skip
+    return sorted(claims, key=lambda c: c.operation_id)
+
+
+def any_calling(session: Session, operation_ids: Sequence[int]) -> bool:
+    """Whether a live worker holds one of these operations (it is `calling`)."""
+    query = select(ExternalOperation.id).where(
+        ExternalOperation.id.in_(operation_ids), ExternalOperation.status == "calling"
+    )
+    return session.scalars(query.limit(1)).first() is not None
 
 
 def status_of(session: Session, operation_id: int) -> str | None:
@@ -90,6 +124,26 @@ def status_of(session: Session, operation_id: int) -> str | None:
     return session.scalar(
         select(ExternalOperation.status).where(ExternalOperation.id == operation_id)
     )
+
+
+def lock_unsettled(session: Session, operation_ids: Sequence[int]) -> dict[int, ExternalOperation]:
+    """The operations not settled yet, row-locked in id order, by id."""
+    query = (
+        select(ExternalOperation)
+        .where(ExternalOperation.id.in_(operation_ids), ExternalOperation.status.in_(UNSETTLED))
+        .order_by(ExternalOperation.id)
+        .with_for_update()
+    )
+    return {op.id: op for op in session.scalars(query)}
+
+
+def mark(
+    op: ExternalOperation, *, status: str, at: datetime, result: dict[str, Any] | None = None
+) -> None:
+    """Settle an operation locked by `lock_unsettled` (written with the session's flush)."""
+    op.status, op.updated_at = status, at
+    if result is not None:
+        op.result = result
 
 
 def settle(

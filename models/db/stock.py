@@ -7,7 +7,7 @@ updates, so even a bug cannot reserve more than is on hand. SQLite serializes al
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, delete, func, select, text, update
@@ -121,16 +121,30 @@ def ship_reserved(session: Session, order_id: int) -> dict[str, int]:
     return _end_reservations(session, order_id, shipped=True)
 
 
+def ship_reserved_many(session: Session, order_ids: Sequence[int]) -> None:
+    """`ship_reserved` for many orders: one statement when none of them holds anything."""
+    if order_ids:
+        _end_many(session, order_ids, shipped=True)
+
+
 def _end_reservations(session: Session, order_id: int, *, shipped: bool) -> dict[str, int]:
-    held = held_by(session, order_id)
+    return _end_many(session, [order_id], shipped=shipped)
+
+
+def _end_many(session: Session, order_ids: Sequence[int], *, shipped: bool) -> dict[str, int]:
+    """End the orders' reservations; what they held together, per SKU."""
+    query = select(StockReservation.sku, func.sum(StockReservation.quantity)).where(
+        StockReservation.order_id.in_(order_ids)
+    )
+    held = {sku: int(qty) for sku, qty in session.execute(query.group_by(StockReservation.sku))}
     if not held:
-        return held  # most orders hold nothing: no statements
+        return held  # most orders hold nothing: no more statements
     for sku in sorted(held):  # a fixed order, like every other stock update
         values = {"reserved": Inventory.reserved - held[sku]}
         if shipped:
             values["on_hand"] = Inventory.on_hand - held[sku]
         session.execute(update(Inventory).where(Inventory.sku == sku).values(values))
-    session.execute(delete(StockReservation).where(StockReservation.order_id == order_id))
+    session.execute(delete(StockReservation).where(StockReservation.order_id.in_(order_ids)))
     return held
 
 

@@ -7,11 +7,15 @@ not move the status back. Only a newer change must be a legal transition.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import select
 
 from models.db import stock
 from models.db.commerce import Order
-from models.db.orders import record
+from models.db.orders import record, record_many
 from models.db.uow import UnitOfWork
 from models.domain.fulfillment import check_transition
 from models.domain.notifications import fulfillment_template
@@ -20,6 +24,15 @@ from tasks import notify, payments
 from tasks.handlers.base import require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderFulfillmentChangedV1, OrderShippedV1
+
+
+@dataclass(frozen=True)
+class Moved:
+    """What a fulfillment change did to one order."""
+
+    summary: str
+    changed: bool  # the status moved (reserved stock follows it)
+    template: str | None  # the customer email it calls for, if the customer is to be told
 
 
 def move(
@@ -32,6 +45,18 @@ def move(
     notify_customer: bool,
 ) -> str:
     """Apply (or, if it is older than the current status, record) a change; the summary."""
+    moved = _move(uow, order, message, target)
+    if moved.changed:
+        _settle_reserved_stock(uow, order, target)
+    if moved.template is not None and notify_customer:
+        notify.stage(uow, order, moved.template, str(message.envelope.id), extra)
+    return moved.summary
+
+
+def _move(
+    uow: UnitOfWork, order: Order, message: DecodedMessage, target: FulfillmentStatus
+) -> Moved:
+    """The change on the order's row alone (no stock, no email)."""
     before = FulfillmentStatus(order.fulfillment_status)
     happened = message.envelope.occurred_at
     late = order.fulfillment_changed_at is not None and happened < order.fulfillment_changed_at
@@ -41,14 +66,10 @@ def move(
         order.fulfillment_status = target.value
         order.fulfillment_changed_at = happened
         summary = f"fulfillment {before.value} -> {target.value}"
-        _settle_reserved_stock(uow, order, target)
     else:
-        return f"fulfillment stays {before.value}"
+        return Moved(f"fulfillment stays {before.value}", False, None)
     order.updated_at = uow.clock()
-    template = fulfillment_template(before, target)
-    if template is not None and notify_customer:
-        notify.stage(uow, order, template, str(message.envelope.id), extra)
-    return summary
+    return Moved(summary, not late, fulfillment_template(before, target))
 
 
 def _settle_reserved_stock(uow: UnitOfWork, order: Order, target: FulfillmentStatus) -> None:
@@ -77,18 +98,73 @@ def ship_order(uow: UnitOfWork, message: DecodedMessage) -> None:
     The amount and PaymentIntent come from the database, never from the message. Orders paid
     on account or offline are not charged (the external billing system bills them).
     """
-    data = message.data
-    assert isinstance(data, OrderShippedV1)
+    data = _shipped(message)
     order = require_order(uow, data.number)
-    order.tracking_numbers = list(dict.fromkeys([*order.tracking_numbers, *data.tracking_numbers]))
-    order.carrier = data.carrier or order.carrier
-    tracking_numbers = order.tracking_numbers
-    extra = {"note": data.note, "carrier": order.carrier, "tracking_numbers": tracking_numbers}
+    extra = _add_tracking(order, data)
     summary = move(uow, order, message, FulfillmentStatus.SHIPPED, extra,
                    notify_customer=data.notify_customer)  # fmt: skip
     if payments.is_card(order):
         summary += "; " + payments.request_capture(uow, order)
-    tracking = ", ".join(data.tracking_numbers) or "no tracking"
-    record(uow.session, order, uow.clock(), "order.shipped", f"{summary}; tracking {tracking}",
+    record(uow.session, order, uow.clock(), "order.shipped", _shipped_summary(summary, data),
            details={"carrier": data.carrier, "note": data.note},
            envelope_id=str(message.envelope.id))  # fmt: skip
+
+
+def ship_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[str] | None:
+    """`ship_order` for a run of messages in a fixed number of statements; None when one of
+    them needs the one-by-one path (its order is not here yet, it repeats a number, or its
+    card hold is shared by a split family)."""
+    shipped = [_shipped(m) for m in messages]
+    numbers = [data.number for data in shipped]
+    if len(set(numbers)) != len(numbers):
+        return None
+    # Locked in id order, so that two consumers with overlapping runs cannot deadlock.
+    query = select(Order).where(Order.number.in_(numbers)).order_by(Order.id).with_for_update()
+    found = {order.number: order for order in uow.session.scalars(query)}
+    if len(found) != len(numbers):
+        return None
+    cards = [found[n] for n in numbers if payments.is_card(found[n])]
+    members = payments.families(uow, cards)
+    if any(len(family) > 1 for family in members.values()):
+        return None
+    moves, emails = [], []
+    for message, data in zip(messages, shipped, strict=True):
+        order = found[data.number]
+        extra = _add_tracking(order, data)
+        moved = _move(uow, order, message, FulfillmentStatus.SHIPPED)
+        moves.append(moved)
+        if moved.template is not None and data.notify_customer:
+            emails.append((order, moved.template, str(message.envelope.id), extra))
+    stock.ship_reserved_many(uow.session, [found[n].id for n, m in zip(numbers, moves,
+                                                                      strict=True) if m.changed])
+    notify.stage_by_template(uow, emails)
+    captures = iter(payments.request_captures(uow, cards, members))
+    now, events = uow.clock(), []
+    for message, data, moved in zip(messages, shipped, moves, strict=True):
+        order = found[data.number]
+        summary = moved.summary
+        if payments.is_card(order):
+            summary += "; " + next(captures)
+        events.append({"order_id": order.id, "at": now, "kind": "order.shipped",
+                       "summary": _shipped_summary(summary, data),
+                       "details": {"carrier": data.carrier, "note": data.note},
+                       "envelope_id": str(message.envelope.id)})  # fmt: skip
+    record_many(uow.session, events)
+    return []
+
+
+def _shipped(message: DecodedMessage) -> OrderShippedV1:
+    data = message.data
+    assert isinstance(data, OrderShippedV1)
+    return data
+
+
+def _add_tracking(order: Order, data: OrderShippedV1) -> dict[str, Any]:
+    """Keep the new tracking numbers and carrier; the email context they make."""
+    order.tracking_numbers = list(dict.fromkeys([*order.tracking_numbers, *data.tracking_numbers]))
+    order.carrier = data.carrier or order.carrier
+    return {"note": data.note, "carrier": order.carrier, "tracking_numbers": order.tracking_numbers}
+
+
+def _shipped_summary(summary: str, data: OrderShippedV1) -> str:
+    return f"{summary}; tracking {', '.join(data.tracking_numbers) or 'no tracking'}"

@@ -51,4 +51,5 @@ BULK_HANDLERS: dict[str, BulkHandler] = {
     "order.placed": placing.place_orders,
     "order.accepted": orders.accept_orders,
     "order.confirmed": orders.confirm_orders,
+    "order.shipped": fulfillment.ship_orders,
 }

@@ -25,6 +25,7 @@ from tests.fakes.stripe_server import StripeFake
 from tests.support import feed, now, wait_until
 from workers import client as producer
 from workers import processes
+from workers.payments import operation_ids
 
 API_KEY = "sk_test_chaos_capture_7"
 TOTAL = 25_800  # the sample order: 2 x 12,900 and a free leaflet
@@ -180,7 +181,8 @@ class CaptureBed:
         )
 
     def states(self) -> dict[str, int]:
-        """Orders by (payment status, hold state), capture operations and jobs by status."""
+        """Orders by (payment status, hold state), capture operations by status, and the
+        operations the capture jobs cover by the job's status (a job may cover a batch)."""
         with self.stack.rt.db.sessions() as session:
             rows: list[tuple[str, Any]] = [
                 *session.execute(select(Order.payment_status + "/" + Order.hold_state,
@@ -188,11 +190,13 @@ class CaptureBed:
                                                                Order.hold_state)),
                 *session.execute(select("op:" + ExternalOperation.status, func.count())
                                  .group_by(ExternalOperation.status)),
-                *session.execute(select("job:" + OutboxJob.status, func.count())
-                                 .where(OutboxJob.job == "payment.capture")
-                                 .group_by(OutboxJob.status)),
             ]  # fmt: skip
-        return {str(k): int(v) for k, v in rows}
+            capture_jobs = OutboxJob.job == "payment.capture"
+            jobs = session.execute(select(OutboxJob.status, OutboxJob.payload).where(capture_jobs))
+        covered: Counter[str] = Counter()
+        for status, payload in jobs:
+            covered[f"job:{status}"] += len(operation_ids(dict(payload)))
+        return {**{str(k): int(v) for k, v in rows}, **covered}
 
     def close(self) -> None:
         self.client.close()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from models.db.engine import Database
+from tests.integration.stripe_desk import Desk, running_desk
 from tests.support import migrated
 
 
@@ -16,3 +17,9 @@ def db(db_url: str) -> Iterator[Database]:
     database = migrated(db_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def desk(db: Database) -> Iterator[Desk]:
+    """A payment desk: `db`, a Stripe fake over HTTP, the payment jobs run in process."""
+    yield from running_desk(db)

@@ -3,109 +3,18 @@ process against the local Stripe fake over HTTP, effects counted at the fake."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from models.db.commerce import Order, Payment
-from models.db.engine import Database
-from models.db.machinery import ExternalOperation, Notification, OutboxJob
-from models.db.uow import UnitOfWork
-from models.domain.errors import RetryableError
-from tasks.ingest import Outcome, ingest_batch
+from models.db.commerce import Payment
+from models.db.machinery import ExternalOperation, OutboxJob
 from tasks.jobs import get_job
 from tasks.messages.signing import sign
-from tasks.runner import run_outbox_job
 from tests import factories as f
 from tests.fakes.stripe_faults import FaultKind
-from tests.fakes.stripe_server import StripeFake
-from workers import payment_jobs
-from workers.settings import Settings
+from tests.integration.stripe_desk import CAPTURE, DESK, SPLIT_LINES, TOTAL, Desk, shipped
 
 pytestmark = pytest.mark.integration
-API_KEY = "sk_test_capture_secret_9"
-TOTAL = 25_800  # the sample order: 2 x 12,900 and a free leaflet
-DESK = "desk@example.com"
-CAPTURE = ("POST", "/v1/payment_intents/{id}/capture")
-# PAD is in stock and DRILL is not: a split keeps 10,000 and backorders 15,800.
-SPLIT_LINES = [
-    {"sku": "PAD", "quantity": 1, "unit_price": 10_000, "is_insert": False},
-    {"sku": "DRILL", "quantity": 1, "unit_price": 15_800, "is_insert": False},
-]
-
-
-@dataclass
-class Desk:
-    """A database, the Stripe fake, and a way to run every due payment job."""
-
-    db: Database
-    fake: StripeFake
-    now: datetime
-
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db, lambda: self.now, options={"desk_email": DESK})
-
-    def feed(self, *envelopes: dict[str, Any]) -> list[Outcome]:
-        with self.uow() as uow:
-            outcomes = ingest_batch(uow, [f.body(e) for e in envelopes], f.policy())
-            uow.commit()
-        return outcomes
-
-    def run_payments(self, rounds: int = 5) -> list[str]:
-        """Run pending payment jobs until none is left (bounded); the errors seen."""
-        errors: list[str] = []
-        for _ in range(rounds):
-            with self.db.sessions() as session:
-                pending = OutboxJob.status == "pending"
-                query = select(OutboxJob.id).where(pending, OutboxJob.queue == "payments")
-                due = session.scalars(query).all()
-            if not due:
-                break
-            for job_id in due:
-                try:
-                    run_outbox_job(self.uow, job_id, 20)
-                except RetryableError as error:
-                    errors.append(error.reason)
-        return errors
-
-    def card_order(self, number: str, amount: int = TOTAL, **intent: Any) -> str:
-        pi_id = self.fake.create_authorized_intent(amount, "eur", **intent)
-        placed = f.order(number, stripe_payment_intent_id=pi_id, placed_at="2026-03-02T09:00:00Z")
-        assert [o.result for o in self.feed(f.manufacturer(), placed)][-1] == "applied"
-        return pi_id
-
-    def order(self, number: str) -> Order:
-        with self.db.sessions() as session:
-            return session.scalars(select(Order).where(Order.number == number)).one()
-
-    def count(self, model: type, *where: Any) -> int:
-        with self.db.sessions() as session:
-            return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
-
-    def templates(self) -> list[tuple[str, str]]:
-        with self.db.sessions() as session:
-            rows = session.execute(select(Notification.template, Notification.recipient)
-                                   .order_by(Notification.id))  # fmt: skip
-            return [(t, r) for t, r in rows]
-
-
-@pytest.fixture
-def desk(db: Database) -> Iterator[Desk]:
-    fake = StripeFake.start(API_KEY, seed=3, timeout_delay=1.0, slow_delay=1.0)
-    settings = Settings(stripe_api_key=API_KEY, stripe_api_base=fake.base_url,
-                        stripe_timeout_s=0.5, _env_file=None)  # fmt: skip
-    payment_jobs.register(settings)
-    # The jobs read the wall clock (as the fake does) to tell whether a hold has lapsed.
-    yield Desk(db, fake, datetime.now(UTC))
-    fake.stop()
-
-
-def shipped(number: str, **fields: Any) -> dict[str, Any]:
-    return f.envelope("order.shipped", number=number, **fields)
 
 
 def test_a_shipment_captures_the_database_amount_once(desk: Desk) -> None:

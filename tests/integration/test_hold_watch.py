@@ -12,10 +12,9 @@ from sqlalchemy import update
 from models.db.commerce import Order
 from tasks.holds import HoldWatch, watch
 from tests import factories as f
-from tests.integration.test_capture import CAPTURE, DESK, Desk, desk
+from tests.integration.stripe_desk import CAPTURE, DESK, Desk
 
 pytestmark = pytest.mark.integration
-__all__ = ["desk"]  # the fixture, shared with the capture tests
 WARN = timedelta(hours=24)
 
 
