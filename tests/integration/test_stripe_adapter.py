@@ -163,7 +163,7 @@ def test_an_unknown_intent_is_resource_missing(gateway: StripeGateway) -> None:
         (FaultKind.SERVER_ERROR_AFTER, "stripe_server_error", "HTTP 500; An unknown error", 1),
         (FaultKind.RATE_LIMIT_RETRY, "rate_limited", "; should_retry=true", 0),
         (FaultKind.RATE_LIMIT_NO_RETRY, "rate_limited", "; should_retry=false", 0),
-        (FaultKind.TIMEOUT_AFTER, "stripe_unreachable", "Network error: ReadTimeout", 1),
+        (FaultKind.TIMEOUT_AFTER, "stripe_unreachable", "Network error: TimeoutError", 1),
         (FaultKind.RESET_BEFORE, "stripe_unreachable", "Connection reset by peer", 0),
         (FaultKind.RESET_AFTER, "stripe_unreachable", "Connection reset by peer", 1),
     ],
