@@ -19,7 +19,7 @@ from models.db.uow import UnitOfWork
 from models.domain.ledger import HoldState
 from models.domain.notifications import DESK_CAPTURE_FAILED, PAYMENT_FAILED, payment_template
 from models.domain.payments import share
-from tasks import egress, notify
+from tasks import egress, egress_batch, notify
 from tasks.payments import (
     CANCELLED,
     capture_key,
@@ -105,7 +105,11 @@ def record_captures(uow: UnitOfWork, captures: Sequence[Captured]) -> list[int]:
                        f"{change.after.value}"})  # fmt: skip
     notify.stage_by_template(uow, emails)
     record_many(uow.session, events)
-    egress.emit_many(uow, "payment.captured", published)
+    if len(published) > 1:  # one job carries the batch's events, not one job each
+        batch = f"payment.captured:{published[0][0]}+{len(published) - 1}"
+        egress_batch.emit_batch(uow, batch, "payment.captured", published)
+    else:
+        egress.emit_many(uow, "payment.captured", published)
     return [c.operation_id for c in todo]
 
 

@@ -135,6 +135,9 @@ class KeyCheck(NamedTuple):
     response: StoredResponse | None = None
 
 
+_PRUNE_EVERY_S = 1.0  # of the fake clock: keys age out at most this late
+
+
 class IdempotencyStore:
     """Stripe's rules: the first response is kept and replayed for the same key and request;
     another request under the key is refused; keys older than `ttl_seconds` are forgotten."""
@@ -144,6 +147,7 @@ class IdempotencyStore:
         self.ttl_seconds = ttl_seconds
         self._entries: dict[str, _KeyEntry] = {}
         self._lock = threading.Lock()
+        self._next_prune = float("-inf")
 
     def begin(self, key: str, path: str, fingerprint: tuple[tuple[str, str], ...]) -> KeyCheck:
         with self._lock:
@@ -172,7 +176,11 @@ class IdempotencyStore:
             return len(self._entries)
 
     def _prune(self) -> None:
-        cutoff = self.clock.now() - self.ttl_seconds
+        now = self.clock.now()
+        if now < self._next_prune:
+            return  # a walk over every key per request cost more than the request
+        self._next_prune = now + _PRUNE_EVERY_S
+        cutoff = now - self.ttl_seconds
         stale = [
             k for k, e in self._entries.items() if e.response is not None and e.created_at <= cutoff
         ]

@@ -139,7 +139,13 @@ def test_one_job_captures_every_order_of_a_run_once(desk: Desk) -> None:
     assert desk.fake.requests.get(("GET", "/v1/payment_intents/{id}")) == 6
     assert [_state(desk, n) for n in numbers] == [PAID] * 6
     assert desk.templates().count(("payment_paid", "ada@example.com")) == 6
-    assert desk.count(OutboxJob, OutboxJob.job == "egress.publish") == 6
+    # One job publishes the run's six events, each under its own id
+    with desk.db.sessions() as session:
+        query = select(OutboxJob.payload).where(OutboxJob.job == "egress.publish_batch")
+        batches = session.scalars(query).all()
+    assert [[e["type"] for e in b["events"]] for b in batches] == [["payment.captured"] * 6]
+    assert len({e["id"] for e in batches[0]["events"]}) == 6
+    assert desk.count(OutboxJob, OutboxJob.job == "egress.publish") == 0
     with desk.db.sessions() as session:
         ops = session.execute(select(ExternalOperation.status, ExternalOperation.attempts)).all()
     assert [tuple(op) for op in ops] == [("done", 1)] * 6
