@@ -192,35 +192,29 @@ class StripeGateway:
 
     def retrieve(self, intent_id: str) -> IntentState:
         """The PaymentIntent with its latest charge."""
-        return self._call(
-            "retrieve",
-            lambda: _state(
-                self._client.v1.payment_intents.retrieve(intent_id, {"expand": _EXPAND})
-            ),
-        )
+        return self._call("retrieve", lambda: self._intent("get", intent_id, "", {}))
 
     def capture(self, intent_id: str, amount: int, idempotency_key: str) -> IntentState:
         """Capture `amount` of the hold; a replay under the same key returns the first answer."""
         _check_amount(amount)
-        options = _options(idempotency_key)
-        return self._call(
-            "capture",
-            lambda: _state(
-                self._client.v1.payment_intents.capture(
-                    intent_id, {"amount_to_capture": amount, "expand": _EXPAND}, options
-                )
-            ),
-        )
+        params = {"amount_to_capture": amount, **_options(idempotency_key)}
+        return self._call("capture", lambda: self._intent("post", intent_id, "/capture", params))
 
     def cancel(self, intent_id: str, idempotency_key: str) -> IntentState:
         """Release the hold of an uncaptured PaymentIntent."""
-        options = _options(idempotency_key)
-        return self._call(
-            "cancel",
-            lambda: _state(
-                self._client.v1.payment_intents.cancel(intent_id, {"expand": _EXPAND}, options)
-            ),
-        )
+        params = dict(_options(idempotency_key))
+        return self._call("cancel", lambda: self._intent("post", intent_id, "/cancel", params))
+
+    def _intent(self, method: str, intent_id: str, action: str, params: Any) -> IntentState:
+        """A PaymentIntent call, its reply read by hand: building the library's objects from
+        it cost about 0.3 ms of CPU per call, a fifth of the call."""
+        path = f"/v1/payment_intents/{urllib.parse.quote(intent_id, safe='')}{action}"
+        reply = self._client.raw_request(method, path, expand=_EXPAND, **params)
+        try:
+            return _state(reply.data)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            # The call may have had its effect: what happened is read again later.
+            raise UnclearOutcome("stripe_unreadable", f"unreadable reply: {error!r}") from None
 
     def refund(self, intent_id: str, amount: int | None, idempotency_key: str) -> RefundResult:
         """Refund `amount` of a captured PaymentIntent, or all that is left when None."""
@@ -318,28 +312,27 @@ def _scrubbed(error: OrderflowError, secret: str) -> OrderflowError:
     return type(error)(error.reason, error.detail.replace(secret, "<hidden>"))
 
 
-def _state(intent: stripe.PaymentIntent) -> IntentState:
-    charge = intent.latest_charge
-    charge_id = charge if isinstance(charge, str) or charge is None else charge.id
-    capture_before = None
-    refunded = 0
-    if isinstance(charge, stripe.Charge):
-        refunded = charge.amount_refunded
-        details = charge.payment_method_details
-        card = details.card if details is not None else None
-        if card is not None and card.capture_before is not None:
-            capture_before = datetime.fromtimestamp(card.capture_before, tz=UTC)
+def _state(intent: Mapping[str, Any]) -> IntentState:
+    """The PaymentIntent of a reply, its latest charge expanded (or just its id)."""
+    charge = intent.get("latest_charge")
+    capture_before, refunded = None, 0
+    if isinstance(charge, Mapping):
+        refunded = int(charge.get("amount_refunded") or 0)
+        card = (charge.get("payment_method_details") or {}).get("card") or {}
+        if card.get("capture_before") is not None:
+            capture_before = datetime.fromtimestamp(int(card["capture_before"]), tz=UTC)
+        charge = str(charge["id"])
     return IntentState(
-        id=intent.id,
-        status=intent.status,
-        amount=intent.amount,
-        amount_capturable=intent.amount_capturable,
-        amount_received=intent.amount_received,
+        id=str(intent["id"]),
+        status=str(intent["status"]),
+        amount=int(intent["amount"]),
+        amount_capturable=int(intent.get("amount_capturable") or 0),
+        amount_received=int(intent.get("amount_received") or 0),
         amount_refunded=refunded,
-        currency=intent.currency,
+        currency=str(intent["currency"]),
         capture_before=capture_before,
-        latest_charge=charge_id,
-        cancellation_reason=intent.cancellation_reason,
+        latest_charge=charge,
+        cancellation_reason=intent.get("cancellation_reason"),
     )
 
 
