@@ -219,9 +219,9 @@ def cancel_found_captured(
 def ensure_captured(uow: UnitOfWork, root: Order, *, amount: int, reference: str) -> bool:
     """Put a capture Stripe reports on record under the family's capture key (once)."""
     key = capture_key(root)
-    capture_id = operations.create(uow.session, key=key, kind="capture",
-                                   order_id=root.id, amount=amount, currency=root.currency,
-                                   at=uow.clock())  # fmt: skip
+    capture_id = operations.create(uow.session, operations.row(
+        key=key, kind="capture", order_id=root.id, amount=amount, currency=root.currency,
+        at=uow.clock()))  # fmt: skip
     if capture_id is None:
         existing = operations.find(uow.session, key)
         assert existing is not None

@@ -140,9 +140,9 @@ def request_refund(uow: UnitOfWork, order: Order) -> str:
 
 
 def _stage(uow: UnitOfWork, order: Order, kind: str, job: str, amount: int | None) -> str:
-    op_id = operations.create(uow.session, key=f"order:{order.id}:{kind}", kind=kind,
-                              order_id=order.id, amount=amount, currency=order.currency,
-                              at=uow.clock())  # fmt: skip
+    op_id = operations.create(uow.session, operations.row(
+        key=f"order:{order.id}:{kind}", kind=kind, order_id=order.id, amount=amount,
+        currency=order.currency, at=uow.clock()))  # fmt: skip
     if op_id is None:
         return f"{kind} already requested"
     uow.stage(job, f"{kind}:{op_id}", {"operation_id": op_id}, queue="payments")

@@ -64,8 +64,9 @@ def operation(db: Database, number: str, kind: str, status: str, at: datetime) -
         order_id = session.scalar(select(Order.id).where(Order.number == number))
         assert order_id is not None
         key = f"order:{order_id}:{kind}"
-        op_id = operations.create(session, key=key, kind=kind, order_id=order_id,
-                                  amount=25_800, currency="EUR", at=at)  # fmt: skip
+        new = operations.row(key=key, kind=kind, order_id=order_id, amount=25_800,
+                             currency="EUR", at=at)  # fmt: skip
+        op_id = operations.create(session, new)
         assert op_id is not None
         if status != "pending":
             error = "timeout: no answer from Stripe" if status == "unclear" else None

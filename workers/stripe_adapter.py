@@ -120,17 +120,6 @@ class _KeptAlive(stripe.HTTPClient):
             self.close()
         return content.decode(), response.status, {k.lower(): v for k, v in response.getheaders()}
 
-    def request_stream(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | None,
-        post_data: Any = None,
-        *,
-        _usage: list[str] | None = None,
-    ) -> tuple[Any, int, Mapping[str, str]]:
-        raise NotImplementedError("orderflow makes no streaming calls to Stripe")
-
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None

@@ -50,19 +50,9 @@ def row(
             "created_at": at, "updated_at": at}  # fmt: skip
 
 
-def create(
-    session: Session,
-    *,
-    key: str,
-    kind: str,
-    order_id: int,
-    amount: int | None,
-    currency: str | None,
-    at: datetime,
-) -> int | None:
-    """Commit-to-be row for a call out; its id, or None when the key already exists."""
-    new = row(key=key, kind=kind, order_id=order_id, amount=amount, currency=currency, at=at)
-    return create_many(session, [new]).get(key)
+def create(session: Session, new: dict[str, Any]) -> int | None:
+    """Insert one operation (a `row`); its id, or None when its key already exists."""
+    return create_many(session, [new]).get(new["key"])
 
 
 def create_many(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import select
 
 from models.db.commerce import Order
 from models.db.orders import find_order
@@ -33,3 +35,14 @@ def require_order(uow: UnitOfWork, number: str) -> Order:
     if order is None:
         raise Awaiting("order", number)
     return order
+
+
+def lock_run(uow: UnitOfWork, numbers: Sequence[str]) -> dict[str, Order] | None:
+    """The orders a set-based run is about, by number, row-locked in id order (so that two
+    consumers with overlapping runs cannot deadlock); None when the run must go one by one
+    instead: a number repeats, or an order is not here yet."""
+    if len(set(numbers)) != len(numbers):
+        return None
+    query = select(Order).where(Order.number.in_(numbers)).order_by(Order.id).with_for_update()
+    found = {order.number: order for order in uow.session.scalars(query)}
+    return found if len(found) == len(numbers) else None

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from models.db import stock
 from models.db.commerce import Order
 from models.db.orders import record, record_many
@@ -21,7 +19,7 @@ from models.domain.fulfillment import check_transition
 from models.domain.notifications import fulfillment_template
 from models.domain.statuses import FulfillmentStatus
 from tasks import notify, payments
-from tasks.handlers.base import require_order
+from tasks.handlers.base import lock_run, require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderFulfillmentChangedV1, OrderShippedV1
 
@@ -116,12 +114,8 @@ def ship_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[str
     card hold is shared by a split family)."""
     shipped = [_shipped(m) for m in messages]
     numbers = [data.number for data in shipped]
-    if len(set(numbers)) != len(numbers):
-        return None
-    # Locked in id order, so that two consumers with overlapping runs cannot deadlock.
-    query = select(Order).where(Order.number.in_(numbers)).order_by(Order.id).with_for_update()
-    found = {order.number: order for order in uow.session.scalars(query)}
-    if len(found) != len(numbers):
+    found = lock_run(uow, numbers)
+    if found is None:
         return None
     cards = [found[n] for n in numbers if payments.is_card(found[n])]
     members = payments.families(uow, cards)

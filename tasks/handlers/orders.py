@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
-
 from models.db import backlog
 from models.db.commerce import Order
 from models.db.orders import record, record_many, replace_lines
@@ -20,7 +18,7 @@ from models.domain.orders import (
 )
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus
 from tasks import notify
-from tasks.handlers.base import require_order
+from tasks.handlers.base import lock_run, require_order
 from tasks.handlers.placing import line_specs
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderArchivedV1
@@ -47,12 +45,8 @@ def _advance_many(
     """`_advance` for a run of messages in a fixed number of statements; None when one of them
     needs the one-by-one path (its order is not here yet, or it repeats a number)."""
     numbers = [_progress_data(m).number for m in messages]
-    if len(set(numbers)) != len(numbers):
-        return None
-    # Locked in id order, so that two consumers with overlapping runs cannot deadlock.
-    query = select(Order).where(Order.number.in_(numbers)).order_by(Order.id).with_for_update()
-    found = {order.number: order for order in uow.session.scalars(query)}
-    if len(found) != len(numbers):
+    found = lock_run(uow, numbers)
+    if found is None:
         return None
     confirmed, events = [], []
     for message, number in zip(messages, numbers, strict=True):
