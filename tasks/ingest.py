@@ -1,7 +1,8 @@
 """Ingress: decode, authenticate, deduplicate and apply envelopes; quarantine or park the rest.
 
 A batch is one transaction. Each envelope runs in its own savepoint, so one bad message is
-quarantined while the others commit together; runs of `order.placed` are applied set-based.
+quarantined while the others commit together; runs of placements, acceptances, confirmations
+and shipments are applied set-based.
 
 Consumers apply batches in parallel, and a batch does not see another's uncommitted work, so
 the messages about one order keep their order only as far as the ingress can see it: once a
@@ -81,9 +82,9 @@ def ingest_batch(
 ) -> list[Outcome]:
     """Apply every body in `uow`'s transaction; the caller commits.
 
-    Runs of messages that have a bulk handler (`order.placed`) are applied set-based, in a
-    fixed number of statements; a run the bulk handler declines goes one by one. `timings`,
-    when given, receives how long each run took.
+    Runs of messages that have a bulk handler (`order.placed`, `order.shipped`, ...) are
+    applied set-based, in a fixed number of statements; a run the bulk handler declines goes
+    one by one. `timings`, when given, receives how long each run took.
     """
     admitted = [_admit(uow, body, policy) for body in bodies]
     outcomes: list[Outcome] = []

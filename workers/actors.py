@@ -37,7 +37,7 @@ def declare_actors(broker: dramatiq.Broker, run: Callable[[int], RunResult]) -> 
 
 
 def enqueue_staged(broker: dramatiq.Broker, staged: Sequence[StagedJob]) -> None:
-    """Send committed outbox jobs to their queues (a pipeline of messages)."""
+    """Send committed outbox jobs to their queues, one dramatiq message (one script call) each."""
     for item in staged:
         message: dramatiq.Message[None] = dramatiq.Message(
             queue_name=item.queue,
