@@ -118,7 +118,9 @@ class _KeptAlive(stripe.HTTPClient):
             ) from error
         if response.will_close:
             self.close()
-        return content.decode(), response.status, {k.lower(): v for k, v in response.getheaders()}
+        # Garbage is left for the library's JSON check to refuse (an unclear outcome).
+        text = content.decode(errors="replace")
+        return text, response.status, {k.lower(): v for k, v in response.getheaders()}
 
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
@@ -149,8 +151,9 @@ def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
     sock = connection.sock
     if sock is None:
         return False
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    poller = select.poll()  # unlike select(), any file descriptor number
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class StripeGateway:

@@ -159,6 +159,10 @@ class StripeFake:
         fake._thread.start()
         return fake
 
+    def close_connections(self) -> None:
+        """Close every open connection, as a server does with idle kept-alive ones."""
+        self._server.drop_connections()
+
     def stop(self) -> None:
         self._stopping.set()  # wakes handlers sleeping on a delay fault
         self._server.shutdown()

@@ -343,3 +343,17 @@ def test_calls_without_our_key_or_with_a_bad_amount_are_programming_errors(
         gateway.refund(pi_id, 0, "order:13:refund")
     # Then nothing reached Stripe
     assert fake.requests == {}
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_before_use(fake: StripeFake) -> None:
+    # Given a gateway that has talked to Stripe over a kept-alive connection
+    pi_id = fake.create_authorized_intent(700)
+    gateway = StripeGateway(API_KEY, fake.base_url, timeout_s=IMPATIENT_S)
+    assert gateway.retrieve(pi_id).status == "requires_capture"
+    # When the server closes every idle connection (and the close has reached the client)
+    fake.close_connections()
+    time.sleep(0.2)
+    # Then the next call connects afresh and succeeds, without an unclear outcome
+    state = gateway.capture(pi_id, 700, "closed-idle-1")
+    assert (state.status, state.amount_received) == ("succeeded", 700)
+    assert fake.effect_counts().get("capture") == 1
