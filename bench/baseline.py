@@ -11,6 +11,7 @@ import json
 import select
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -31,6 +32,9 @@ NAMESPACE = "bench"
 DEFAULT_PROCESSES = int(Settings.model_fields["worker_processes"].default)
 DEFAULT_THREADS = int(Settings.model_fields["worker_threads"].default)
 _PIPELINE_BATCH = 1000
+#: Bare dramatiq plus Stripe calls (see `_stripe_actor`).
+STRIPE_KINDS = ("capture", "read+capture")
+_ACTORS = {kind: f"bench_{kind.replace('+', '_')}" for kind in (*STRIPE_KINDS, "noop", "insert")}
 _REPO = Path(__file__).resolve().parents[1]
 _BOOT_TIMEOUT_S = 60.0
 
@@ -93,8 +97,11 @@ class _WorkerSpec:
     redis_url: str
     database_url: str
     queue: str
-    kind: str  # "noop" or "insert"
+    kind: str  # "noop", "insert", or "capture" / "read+capture" (an INSERT and Stripe calls)
     threads: int
+    #: For the Stripe kinds: where the fake listens, its key, the amount, and a file of intent
+    #: ids, one a line (message `seq` captures line `seq`).
+    stripe: dict[str, Any] = field(default_factory=dict)
 
 
 def measure_baseline(
@@ -102,21 +109,22 @@ def measure_baseline(
     processes: int = DEFAULT_PROCESSES, threads: int = DEFAULT_THREADS,
 ) -> Baseline:
     """Drain `messages` no-op messages, then `messages` one-INSERT messages; rates in msg/s."""
-    shape = {"processes": processes, "threads": threads}
-    noop = drain_seconds(redis_url, database_url, "noop", messages, **shape)
-    insert = drain_seconds(redis_url, database_url, "insert", messages, **shape)
+    noop, insert = (drain_seconds(redis_url, database_url, kind, messages, processes=processes,
+                                  threads=threads) for kind in ("noop", "insert"))  # fmt: skip
     return Baseline(messages / noop, messages / insert, processes, threads)
 
 
 def drain_seconds(
-    redis_url: str, database_url: str, kind: str, messages: int, *, processes: int, threads: int
+    redis_url: str, database_url: str, kind: str, messages: int, *, processes: int, threads: int,
+    stripe: dict[str, Any] | None = None,
 ) -> float:
     """Enqueue first, then time from worker start until every message is acknowledged."""
-    queue = f"{kind}_{uuid.uuid4().hex[:8]}"
-    if kind == "insert":
+    queue = f"{kind.replace('+', '_')}_{uuid.uuid4().hex[:8]}"
+    if kind != "noop":
         _reset_table(database_url)
-    _enqueue(redis_url, queue, f"bench_{kind}", messages)
-    spec = json.dumps(asdict(_WorkerSpec(redis_url, database_url, queue, kind, threads)))
+    _enqueue(redis_url, queue, _ACTORS[kind], messages)
+    worker = _WorkerSpec(redis_url, database_url, queue, kind, threads, stripe or {})
+    spec = json.dumps(asdict(worker))
     # Fresh interpreters, as the `dramatiq` CLI uses; stdin/stdout carry go/ready/stop.
     children = [subprocess.Popen([sys.executable, "-m", "bench.baseline", spec], cwd=_REPO,
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -130,7 +138,7 @@ def drain_seconds(
         elapsed = time.perf_counter() - started
     finally:
         _stop_children(children)
-    _check_effects(redis_url, database_url, queue, kind, messages)
+    _check_effects(redis_url, database_url, queue, kind != "noop", messages)
     return elapsed
 
 
@@ -206,14 +214,14 @@ def _wait_drained(redis_url: str, queue: str, timeout: float) -> None:
 
 
 def _check_effects(
-    redis_url: str, database_url: str, queue: str, kind: str, messages: int
+    redis_url: str, database_url: str, queue: str, inserts: bool, messages: int
 ) -> None:
     """A fast run that lost or dead-lettered messages must not count."""
     with redis.Redis.from_url(redis_url) as client:
         dead = int(client.zcard(f"{NAMESPACE}:{queue}.XQ"))
     if dead:
         raise RuntimeError(f"{dead} bench messages were dead-lettered")
-    if kind == "insert":
+    if inserts:
         engine = sa.create_engine(database_url)
         with engine.connect() as conn:
             rows = conn.execute(sa.select(sa.func.count()).select_from(INSERTS)).scalar_one()
@@ -235,9 +243,9 @@ def _work(spec: _WorkerSpec) -> None:
     """One worker process: boot, say ready, start on "go", stop on "stop" (or end of input)."""
     broker = _broker(url=spec.redis_url)
     engine = sa.create_engine(spec.database_url, pool_size=spec.threads, max_overflow=0)
-    declare = dramatiq.actor(broker=broker, actor_name=f"bench_{spec.kind}",
+    declare = dramatiq.actor(broker=broker, actor_name=_ACTORS[spec.kind],
                              queue_name=spec.queue, max_retries=3)
-    declare(_actor_function(spec.kind, engine))
+    declare(_actor_function(spec, engine))
     worker = dramatiq.Worker(broker, queues={spec.queue}, worker_threads=spec.threads)
     print("ready", flush=True)
     if sys.stdin.readline().strip() == "go":
@@ -248,7 +256,7 @@ def _work(spec: _WorkerSpec) -> None:
     engine.dispose()
 
 
-def _actor_function(kind: str, engine: sa.Engine) -> Callable[[int], None]:
+def _actor_function(spec: _WorkerSpec, engine: sa.Engine) -> Callable[[int], None]:
     def bench_noop(seq: int) -> None:
         return None
 
@@ -256,7 +264,32 @@ def _actor_function(kind: str, engine: sa.Engine) -> Callable[[int], None]:
         with engine.begin() as conn:  # one transaction per message
             conn.execute(sa.insert(INSERTS).values(seq=seq))
 
-    return bench_insert if kind == "insert" else bench_noop
+    if spec.kind == "noop":
+        return bench_noop
+    if spec.kind == "insert":
+        return bench_insert
+    return _stripe_actor(spec, bench_insert)
+
+
+def _stripe_actor(spec: _WorkerSpec, insert: Callable[[int], None]) -> Callable[[int], None]:
+    """The INSERT, then orderflow's own Stripe adapter (the cheapest client we have) capturing
+    the message's PaymentIntent, reading it first for "read+capture": what the Stripe calls
+    alone cost here, with no order, ledger or outbox around them."""
+    from workers.stripe_adapter import StripeGateway  # only these kinds need it
+
+    gateways = threading.local()  # one kept-alive connection per thread, as the workers have
+    intents = Path(spec.stripe["intents_file"]).read_text().split()
+    read_first = spec.kind == "read+capture"
+
+    def bench_stripe(seq: int) -> None:
+        if not hasattr(gateways, "gateway"):
+            gateways.gateway = StripeGateway(spec.stripe["api_key"], spec.stripe["api_base"])
+        insert(seq)
+        if read_first:
+            gateways.gateway.retrieve(intents[seq])
+        gateways.gateway.capture(intents[seq], spec.stripe["amount"], f"{spec.queue}:{seq}")
+
+    return bench_stripe
 
 
 if __name__ == "__main__":

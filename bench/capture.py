@@ -5,6 +5,9 @@ by real `orderflow worker` processes, against bare dramatiq's INSERT rate.
 The stream holds every order's `order.placed`, then every `order.confirmed`, then every
 `order.shipped`; the clock runs from releasing the stream (as in bench/ingress.py) until every
 capture is recorded in the database.
+
+Two floor rows follow: bare dramatiq doing one INSERT and a capture's Stripe calls per message
+against the same fake, to show what those calls alone cost on this machine.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-from bench.baseline import DEFAULT_PROCESSES, DEFAULT_THREADS, BenchContext, ResultRow
+from bench.baseline import (
+    DEFAULT_PROCESSES,
+    DEFAULT_THREADS,
+    STRIPE_KINDS,
+    BenchContext,
+    ResultRow,
+    drain_seconds,
+)
 from bench.ingress import KEY_ID, load_stream, release, upsert_manufacturer, wait_consumers_idle
 from models.db import migrate
 from models.db.commerce import Order
@@ -55,13 +65,36 @@ def capture_scenario(ctx: BenchContext, *, orders: int = ORDERS) -> list[ResultR
         seconds = _timed_run(ctx, url, bodies, fake=fake, secret=secret, api_key=api_key,
                              orders=orders)  # fmt: skip
         check_captures(url, fake, intents)
+        floors = [floor_row(ctx, fake, api_key, kind) for kind in STRIPE_KINDS]
     note = (
         f"orderflow worker, {DEFAULT_PROCESSES} processes x {DEFAULT_THREADS} threads, queues "
         f"{'+'.join(QUEUES)}; clock from release until every capture is recorded; "
         f"{3 * orders} envelopes; Stripe fake in the bench process"
     )
     return [ResultRow("capture", "placed, confirmed, shipped, captured", orders, seconds,
-                      orders / seconds / base.insert_per_s, note)]  # fmt: skip
+                      orders / seconds / base.insert_per_s, note), *floors]  # fmt: skip
+
+
+def floor_row(ctx: BenchContext, fake: StripeFake, api_key: str, kind: str) -> ResultRow:
+    """Bare dramatiq with one INSERT and the Stripe calls of a capture per message, against
+    the same fake: how much of the ratio the Stripe calls alone take on this machine."""
+    base = ctx.baseline()
+    intents = [fake.create_authorized_intent(TOTAL, "eur") for _ in range(ctx.messages)]
+    before = len(fake.effects)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listing:
+        listing.write("\n".join(intents))
+        listing.flush()
+        stripe = {"api_key": api_key, "api_base": fake.base_url, "amount": TOTAL,
+                  "intents_file": listing.name}  # fmt: skip
+        seconds = drain_seconds(ctx.redis_url, ctx.database_url, kind, ctx.messages,
+                                processes=base.processes, threads=base.threads, stripe=stripe)
+    captured = Counter(e.pi_id for e in fake.effects[before:] if e.kind == "capture")
+    if captured != dict.fromkeys(intents, 1):
+        raise RuntimeError(f"floor {kind}: {sum(captured.values())} captures of {len(intents)}")
+    calls = "read and capture" if kind == "read+capture" else "capture"
+    return ResultRow("capture", f"floor: bare dramatiq, 1 INSERT + Stripe {calls}/msg",
+                     ctx.messages, seconds, ctx.messages / seconds / base.insert_per_s,
+                     f"{base.processes} processes x {base.threads} threads; the same fake")
 
 
 def order_number(seq: int) -> str:
