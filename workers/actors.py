@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import dramatiq
 
-from models.db.uow import StagedJob
 from tasks.jobs import QUEUES
 from tasks.runner import RunResult
 
@@ -34,16 +33,3 @@ def declare_actors(broker: dramatiq.Broker, run: Callable[[int], RunResult]) -> 
             broker=broker,
             max_backoff=MAX_BACKOFF_MS.get(queue, DEFAULT_MAX_BACKOFF_MS),
         )(perform)
-
-
-def enqueue_staged(broker: dramatiq.Broker, staged: Sequence[StagedJob]) -> None:
-    """Send committed outbox jobs to their queues, one dramatiq message (one script call) each."""
-    for item in staged:
-        message: dramatiq.Message[None] = dramatiq.Message(
-            queue_name=item.queue,
-            actor_name=actor_name(item.queue),
-            args=(item.outbox_id,),
-            kwargs={},
-            options={},
-        )
-        broker.enqueue(message)

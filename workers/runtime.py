@@ -13,9 +13,10 @@ from models.db.engine import Database, connect
 from models.db.uow import StagedJob, UnitOfWork
 from tasks.runner import RunResult, Started, run_outbox_job
 from workers import egress, egress_batch, embedded, notifier, oem_webhook, payment_jobs
-from workers.actors import JOB_MAX_ATTEMPTS, declare_actors, enqueue_staged
+from workers.actors import JOB_MAX_ATTEMPTS, declare_actors
 from workers.broker import IgnoreProducerOptions, build_broker
 from workers.job_observer import JobLogContext, observed
+from workers.publish import enqueue_staged
 from workers.settings import Settings
 
 
