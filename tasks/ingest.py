@@ -164,7 +164,7 @@ def _apply_bulk(uow: UnitOfWork, run: list[Admitted], created: list[str]) -> lis
 
 def _apply_run(uow: UnitOfWork, run: list[Admitted], created: list[str]) -> list[Outcome] | None:
     now, type_ = uow.clock(), run[0][0].envelope.type
-    savepoint = uow.session.begin_nested()
+    savepoint = uow.savepoint()
     try:
         rows = [
             {"envelope_id": str(m.envelope.id), "type": type_, "received_at": now} for m, _ in run
@@ -221,7 +221,7 @@ def _apply_one(
     created: list[str],
 ) -> Outcome:
     type_ = message.envelope.type
-    savepoint = uow.session.begin_nested()
+    savepoint = uow.savepoint()
     try:
         if not intake.remember(uow.session, envelope_id, type_, uow.clock()):
             savepoint.commit()
@@ -288,7 +288,7 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
                 intake.unpark_to_quarantine(uow.session, parked, reason=rejected.reason_code.value,
                                             detail=rejected.detail, at=uow.clock())  # fmt: skip
                 continue
-            savepoint = uow.session.begin_nested()
+            savepoint = uow.savepoint()
             try:
                 created = _apply_released(uow, message, parked.envelope_id)
                 savepoint.commit()

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from models.db.engine import Database
 from models.db.failpoints import crash_point
@@ -23,6 +23,23 @@ class StagedJob:
     outbox_id: int
     job: str
     queue: str
+
+
+class Savepoint:
+    """A nested transaction of a unit of work (see `UnitOfWork.savepoint`)."""
+
+    def __init__(self, nested: SessionTransaction, staged: list[StagedJob]) -> None:
+        self._nested = nested
+        self._staged = staged
+        self._mark = len(staged)
+
+    def commit(self) -> None:
+        self._nested.commit()
+
+    def rollback(self) -> None:
+        self._nested.rollback()
+        # Their rows are gone with the savepoint: publishing them would send jobs for nothing.
+        del self._staged[self._mark :]
 
 
 Publisher = Callable[[Sequence[StagedJob]], None]
@@ -98,6 +115,10 @@ class UnitOfWork:
         new_ids = insert_many_ignore(self.session, OutboxJob, rows, ["key"])
         self._staged += [StagedJob(outbox_id=int(i), job=job, queue=queue) for i in new_ids]
         return len(new_ids)
+
+    def savepoint(self) -> Savepoint:
+        """Open a savepoint; rolling it back also drops the outbox jobs staged inside it."""
+        return Savepoint(self.session.begin_nested(), self._staged)
 
     def commit(self) -> None:
         """Commit, then publish what was staged; a failed publish is left to the relay."""

@@ -63,6 +63,27 @@ def test_nothing_is_published_or_kept_when_the_transaction_rolls_back(db: Databa
         assert session.scalar(select(func.count()).select_from(OutboxJob)) == 0
 
 
+def test_jobs_staged_in_a_rolled_back_savepoint_are_neither_kept_nor_published(
+    db: Database,
+) -> None:
+    # Given a job staged before a savepoint, one inside it (rolled back) and one after
+    publisher = Recorder()
+    with UnitOfWork(db, now, publisher) as uow:
+        uow.stage("system.probe", "before", {"key": "a"})
+        savepoint = uow.savepoint()
+        uow.stage("system.probe", "inside", {"key": "b"})
+        savepoint.rollback()
+        kept = uow.savepoint()
+        uow.stage("system.probe", "after", {"key": "c"})
+        kept.commit()
+        uow.commit()
+    # Then only the two that still have rows are published, in one batch
+    with db.sessions() as session:
+        rows = session.scalars(select(OutboxJob).order_by(OutboxJob.id)).all()
+    assert [r.key for r in rows] == ["before", "after"]
+    assert publisher.batches == [[StagedJob(r.id, "system.probe", "default") for r in rows]]
+
+
 def test_a_failed_publish_keeps_the_commit_for_the_relay(db: Database) -> None:
     with UnitOfWork(db, now, Recorder(fail=True)) as uow:
         uow.stage("system.probe", "k1", {"key": "a"})
