@@ -44,7 +44,8 @@ def reconcile_intent(uow: UnitOfWork, facts: IntentFacts) -> str:
         return "no order has this PaymentIntent"
     root = members[0]
     for member in members:
-        member.capture_before = facts.capture_before
+        # Stripe's word replaces the storefront's (order.placed); a reply without one keeps it.
+        member.capture_before = facts.capture_before or member.capture_before
     verdict = capture_verdict(facts.status)
     held = HoldState(root.hold_state) is HoldState.HELD
     if verdict is IntentVerdict.CAPTURED and held:

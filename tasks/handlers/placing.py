@@ -78,7 +78,8 @@ def order_row(
         "payment_status": payment_status(totals(total, [], []), hold).value,
         "hold_state": hold.value, "invoiced": 0, "paid": 0, "outstanding_balance": 0,
         "archived": False, "lines_locked": False, "download_allowed": False,
-        "tracking_numbers": [], "carrier": None, "capture_before": None, "updated_at": now,
+        "tracking_numbers": [], "carrier": None, "capture_before": data.capture_before,
+        "updated_at": now,
     }  # fmt: skip
 
 

@@ -3,6 +3,8 @@ process against the local Stripe fake over HTTP, effects counted at the fake."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -97,6 +99,45 @@ def test_a_lapsed_hold_is_never_captured(desk: Desk) -> None:
     order = desk.order("C5")
     assert (order.fulfillment_status, order.hold_state, order.payment_status) == (
         "shipped", "expired", "voided",
+    )  # fmt: skip
+    assert ("desk_hold_expired", DESK) in desk.templates()
+
+
+def _placed_with_hold(desk: Desk, number: str, capture_before: datetime) -> str:
+    """A card order whose placement carries the hold's expiry, as the storefront saw it."""
+    pi_id = desk.fake.create_authorized_intent(TOTAL, "eur", int(capture_before.timestamp()))
+    placed = f.order(number, stripe_payment_intent_id=pi_id, placed_at="2026-03-02T09:00:00Z",
+                     capture_before=capture_before.isoformat())  # fmt: skip
+    assert [o.result for o in desk.feed(f.manufacturer(), placed)] == ["applied", "applied"]
+    return pi_id
+
+
+def test_a_hold_known_from_the_placement_is_captured_without_a_read(desk: Desk) -> None:
+    # Given a placement that says when its hold lapses (six days from now)
+    expiry = (desk.now + timedelta(days=6)).replace(microsecond=0)
+    pi_id = _placed_with_hold(desk, "C6", expiry)
+    assert desk.order("C6").capture_before == expiry
+    # When it ships
+    desk.feed(shipped("C6"))
+    assert desk.run_payments() == []
+    # Then Stripe is asked once, to capture, and never to read the intent first
+    assert desk.fake.requests_for(pi_id) == {CAPTURE: 1}
+    assert [e.amount for e in desk.fake.captures_for(pi_id)] == [TOTAL]
+    assert desk.order("C6").payment_status == "paid"
+
+
+def test_a_placement_whose_hold_has_lapsed_by_shipment_is_never_captured(desk: Desk) -> None:
+    # Given a placement whose hold lapsed a week after it was placed, long before now
+    pi_id = _placed_with_hold(desk, "C7", datetime(2026, 3, 9, 9, 0, tzinfo=UTC))
+    # When it ships
+    desk.feed(shipped("C7"))
+    assert desk.run_payments() == []
+    # Then Stripe hears nothing about it; the order needs a new payment and the desk is told
+    assert desk.fake.requests_for(pi_id) == {}
+    assert desk.fake.effect_counts() == {"create": 1}
+    order = desk.order("C7")
+    assert (order.fulfillment_status, order.hold_state, order.payment_status, order.paid) == (
+        "shipped", "expired", "voided", 0,
     )  # fmt: skip
     assert ("desk_hold_expired", DESK) in desk.templates()
 

@@ -474,6 +474,22 @@ def test_float_in_a_nested_line_is_located() -> None:
         ),
         (
             "order.placed",
+            {"payment_method": "offline", "stripe_payment_intent_id": None,
+             "capture_before": "2026-03-09T09:15:00+01:00"},
+            "data: Value error, capture_before is only allowed for stripe_card orders",
+        ),
+        (
+            "order.placed",  # the sample is placed at 09:15 +01:00, which is 08:15 UTC
+            {"capture_before": "2026-03-02T08:15:00Z"},
+            "data: Value error, capture_before must be later than placed_at",
+        ),
+        (
+            "order.placed",
+            {"capture_before": "2026-03-09T09:15:00"},
+            "data.capture_before: Input should have timezone info",
+        ),
+        (
+            "order.placed",
             {"lines": []},
             "data.lines: List should have at least 1 item after validation, not 0",
         ),

@@ -102,6 +102,13 @@ class OrderPlacedV1(MessageData):
         "refused for other methods.",
     )
     placed_at: AwareDatetime = Field(description="When the order was placed (with offset).")
+    capture_before: AwareDatetime | None = Field(
+        default=None,
+        description="When the card hold lapses, as Stripe reported it to the storefront "
+        "(the charge's `payment_method_details.card.capture_before`); only for `stripe_card`, "
+        "after `placed_at`. Known here, the hold is watched from the start and a capture does "
+        "not read the PaymentIntent first.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -111,6 +118,11 @@ class OrderPlacedV1(MessageData):
             raise ValueError("stripe_payment_intent_id is required for stripe_card orders")
         if not is_card and self.stripe_payment_intent_id is not None:
             raise ValueError("stripe_payment_intent_id is only allowed for stripe_card orders")
+        if self.capture_before is not None:
+            if not is_card:
+                raise ValueError("capture_before is only allowed for stripe_card orders")
+            if self.capture_before <= self.placed_at:
+                raise ValueError("capture_before must be later than placed_at")
         return self
 
 
