@@ -6,8 +6,10 @@ The stream holds every order's `order.placed`, then every `order.confirmed`, the
 `order.shipped`; the clock runs from releasing the stream (as in bench/ingress.py) until every
 capture is recorded in the database.
 
-Two floor rows follow: bare dramatiq doing one INSERT and a capture's Stripe calls per message
-against the same fake, to show what those calls alone cost on this machine.
+It runs twice: with the hold's expiry unknown (every capture reads the PaymentIntent first),
+then with it sent on `order.placed` (`capture_before`; no read). Two floor rows follow: bare
+dramatiq doing one INSERT and a capture's Stripe calls per message against the same fake, to
+show what those calls alone cost on this machine.
 """
 
 from __future__ import annotations
@@ -47,32 +49,51 @@ TOTAL = 25_800  # the sample order's total: what each capture must take
 #: Emails are a flow of their own (see the backorders bench): the workers leave them queued.
 QUEUES = ("default", "payments")
 _POLL_S = 0.05
+HOLD_S = 6 * 86_400  # a hold sent with the placement lapses in six days
+READ = ("GET", "/v1/payment_intents/{id}")
 
 
 def capture_scenario(ctx: BenchContext, *, orders: int = ORDERS) -> list[ResultRow]:
-    """One row: `orders` orders from placement to a recorded capture."""
+    """Two rows of `orders` orders from placement to a recorded capture (the hold's expiry
+    unknown, then sent with the placement), then the two floor rows."""
     if ctx.postgres_server is None or ctx.redis_server is None:
         raise RuntimeError("the capture bench needs the runner's own servers")
+    api_key = f"sk_test_{secrets.token_hex(12)}"
+    server = ctx.postgres_server
+    rows = []
+    for known in (False, True):
+        # A fake (a Stripe account) per database: order ids, and so idempotency keys, restart.
+        with StripeFake.start(api_key) as fake:
+            url = server.create_database(f"bench_capture_{uuid.uuid4().hex[:8]}")
+            rows.append(_pipeline_row(ctx, fake, api_key, orders, hold_known=known, url=url))
+            if known:
+                rows += [floor_row(ctx, fake, api_key, kind) for kind in STRIPE_KINDS]
+    return rows
+
+
+def _pipeline_row(
+    ctx: BenchContext, fake: StripeFake, api_key: str, orders: int, *, hold_known: bool, url: str
+) -> ResultRow:
     base = ctx.baseline()
     secret = secrets.token_hex(24).encode()  # this run's only; never printed
-    api_key = f"sk_test_{secrets.token_hex(12)}"
-    url = ctx.postgres_server.create_database(f"bench_capture_{uuid.uuid4().hex[:8]}")
     migrate.upgrade(url)
     upsert_manufacturer(url, secret)
-    with StripeFake.start(api_key) as fake:
-        intents = [fake.create_authorized_intent(TOTAL, "eur") for _ in range(orders)]
-        bodies = order_bodies(intents, secret)
-        seconds = _timed_run(ctx, url, bodies, fake=fake, secret=secret, api_key=api_key,
-                             orders=orders)  # fmt: skip
-        check_captures(url, fake, intents)
-        floors = [floor_row(ctx, fake, api_key, kind) for kind in STRIPE_KINDS]
+    expiry = int(time.time()) + HOLD_S if hold_known else None
+    intents = [fake.create_authorized_intent(TOTAL, "eur", expiry) for _ in range(orders)]
+    reads_before = fake.requests.get(READ, 0)
+    bodies = order_bodies(intents, secret, capture_before=expiry)
+    seconds = _timed_run(ctx, url, bodies, fake=fake, secret=secret, api_key=api_key,
+                         orders=orders)  # fmt: skip
+    check_captures(url, fake, intents)
+    reads = fake.requests.get(READ, 0) - reads_before
+    hold = "hold expiry sent with the placement" if hold_known else "hold expiry unknown"
     note = (
         f"orderflow worker, {DEFAULT_PROCESSES} processes x {DEFAULT_THREADS} threads, queues "
         f"{'+'.join(QUEUES)}; clock from release until every capture is recorded; "
-        f"{3 * orders} envelopes; Stripe fake in the bench process"
+        f"{3 * orders} envelopes; Stripe fake in the bench process; {hold}: {reads} reads"
     )
-    return [ResultRow("capture", "placed, confirmed, shipped, captured", orders, seconds,
-                      orders / seconds / base.insert_per_s, note), *floors]  # fmt: skip
+    return ResultRow("capture", f"placed, confirmed, shipped, captured ({hold})", orders,
+                     seconds, orders / seconds / base.insert_per_s, note)  # fmt: skip
 
 
 def floor_row(ctx: BenchContext, fake: StripeFake, api_key: str, kind: str) -> ResultRow:
@@ -101,15 +122,21 @@ def order_number(seq: int) -> str:
     return f"BENCH-C{seq:07d}"
 
 
-def order_bodies(intents: list[str], secret: bytes) -> list[bytes]:
-    """Every order's placement, then every confirmation, then every shipment; all signed."""
+def order_bodies(
+    intents: list[str], secret: bytes, *, capture_before: int | None = None
+) -> list[bytes]:
+    """Every order's placement, then every confirmation, then every shipment; all signed.
+    `capture_before` (epoch seconds), when given, goes with each placement."""
     now = datetime.now(UTC).isoformat()  # placed now: no confirmation deadline passes meanwhile
+    hold = {} if capture_before is None else {
+        "capture_before": datetime.fromtimestamp(capture_before, UTC).isoformat()
+    }
     placed, confirmed, shipped = [], [], []
     for seq, pi_id in enumerate(intents):
         number = order_number(seq)
         customer = {"id": f"BCC-{seq:07d}", "email": f"c{seq}@example.com", "name": f"C {seq}"}
         placed.append(_signed("order.placed", secret, number=number, customer=customer,
-                              stripe_payment_intent_id=pi_id, placed_at=now))  # fmt: skip
+                              stripe_payment_intent_id=pi_id, placed_at=now, **hold))  # fmt: skip
         confirmed.append(_signed("order.confirmed", secret, number=number, at=now))
         shipped.append(_signed("order.shipped", secret, number=number, notify_customer=False,
                                tracking_numbers=[f"TRK-{seq:07d}"]))  # fmt: skip
@@ -151,19 +178,25 @@ def _timed_run(
 
 
 def _wait_captured(url: str, proc: processes.OrderflowProcess, orders: int, timeout: float) -> None:
-    """Poll until `orders` capture operations are settled `done` (bounded in time)."""
+    """Poll until `orders` capture operations are settled `done` (bounded in time); a failed
+    one ends the wait at once, with its error."""
     db = connect(url, pool_size=1)
-    query = (
-        select(func.count())
-        .select_from(ExternalOperation)
-        .where(ExternalOperation.kind == "capture", ExternalOperation.status == "done")
+    capture = ExternalOperation.kind == "capture"
+    done = select(func.count()).select_from(ExternalOperation).where(
+        capture, ExternalOperation.status == "done"
+    )
+    failed = select(ExternalOperation.last_error).where(
+        capture, ExternalOperation.status == "failed"
     )
     try:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline and proc.popen.poll() is None:
             with db.sessions() as session:
-                if int(session.scalar(query) or 0) >= orders:
+                if int(session.scalar(done) or 0) >= orders:
                     return
+                error = session.scalars(failed.limit(1)).first()
+            if error is not None:
+                raise RuntimeError(f"a capture failed: {error}")
             time.sleep(_POLL_S)
     finally:
         db.dispose()

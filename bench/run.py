@@ -9,6 +9,7 @@ import argparse
 import os
 import platform
 import shlex
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -85,6 +86,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    # A stopped run still stops the workers and servers it started (its `finally` blocks run).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     names = args.only or list(SCENARIOS)
     sized = partial(ledger_scenario, orders=args.orders, payments=args.payments)
     scenarios: dict[str, Scenario] = {**SCENARIOS, "ledger": sized}
