@@ -91,6 +91,7 @@ def _create_backorder(
         total=order_total(lines),
         payment_method=order.payment_method,
         stripe_payment_intent_id=order.stripe_payment_intent_id,
+        capture_before=order.capture_before,  # one hold for the family, one expiry
         placed_at=order.placed_at,
         confirmation_status=order.confirmation_status,
         confirmed_at=order.confirmed_at,

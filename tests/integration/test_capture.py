@@ -160,6 +160,25 @@ def test_a_split_family_is_captured_once_at_the_first_shipment(desk: Desk) -> No
     ]  # fmt: skip
 
 
+def test_a_backorder_shares_its_parents_known_hold_and_captures_without_a_read(
+    desk: Desk,
+) -> None:
+    # Given a placement that says when its hold lapses, split into a kept part and a backorder
+    expiry = (desk.now + timedelta(days=6)).replace(microsecond=0)
+    pi_id = desk.fake.create_authorized_intent(TOTAL, "eur", int(expiry.timestamp()))
+    desk.feed(f.manufacturer(), f.envelope("inventory.set", sku="PAD", quantity=5),
+              f.order("S2", lines=SPLIT_LINES, stripe_payment_intent_id=pi_id,
+                      placed_at="2026-03-02T09:00:00Z", capture_before=expiry.isoformat()),
+              f.envelope("order.split_requested", number="S2"))  # fmt: skip
+    assert desk.order("S2-backorder").capture_before == expiry
+    # When the backorder ships first
+    desk.feed(f.envelope("inventory.received", sku="DRILL", quantity=1), shipped("S2-backorder"))
+    assert desk.run_payments() == []
+    # Then the whole authorization is captured once, with no read of the intent first
+    assert desk.fake.requests_for(pi_id) == {CAPTURE: 1}
+    assert [e.amount for e in desk.fake.captures_for(pi_id)] == [TOTAL]
+
+
 def test_cancel_releases_an_uncaptured_hold(desk: Desk) -> None:
     pi_id = desk.card_order("C6")
     desk.feed(f.envelope("order.cancelled", number="C6"))
