@@ -4,6 +4,7 @@ process against the local Stripe fake over HTTP, effects counted at the fake."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -103,11 +104,11 @@ def test_a_lapsed_hold_is_never_captured(desk: Desk) -> None:
     assert ("desk_hold_expired", DESK) in desk.templates()
 
 
-def _placed_with_hold(desk: Desk, number: str, capture_before: datetime) -> str:
+def _placed_with_hold(desk: Desk, number: str, capture_before: datetime, **fields: Any) -> str:
     """A card order whose placement carries the hold's expiry, as the storefront saw it."""
     pi_id = desk.fake.create_authorized_intent(TOTAL, "eur", int(capture_before.timestamp()))
     placed = f.order(number, stripe_payment_intent_id=pi_id, placed_at="2026-03-02T09:00:00Z",
-                     capture_before=capture_before.isoformat())  # fmt: skip
+                     capture_before=capture_before.isoformat(), **fields)  # fmt: skip
     assert [o.result for o in desk.feed(f.manufacturer(), placed)] == ["applied", "applied"]
     return pi_id
 
@@ -165,10 +166,8 @@ def test_a_backorder_shares_its_parents_known_hold_and_captures_without_a_read(
 ) -> None:
     # Given a placement that says when its hold lapses, split into a kept part and a backorder
     expiry = (desk.now + timedelta(days=6)).replace(microsecond=0)
-    pi_id = desk.fake.create_authorized_intent(TOTAL, "eur", int(expiry.timestamp()))
-    desk.feed(f.manufacturer(), f.envelope("inventory.set", sku="PAD", quantity=5),
-              f.order("S2", lines=SPLIT_LINES, stripe_payment_intent_id=pi_id,
-                      placed_at="2026-03-02T09:00:00Z", capture_before=expiry.isoformat()),
+    pi_id = _placed_with_hold(desk, "S2", expiry, lines=SPLIT_LINES)
+    desk.feed(f.envelope("inventory.set", sku="PAD", quantity=5),
               f.envelope("order.split_requested", number="S2"))  # fmt: skip
     assert desk.order("S2-backorder").capture_before == expiry
     # When the backorder ships first
