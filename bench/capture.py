@@ -9,7 +9,8 @@ capture is recorded in the database.
 It runs twice: with the hold's expiry unknown (every capture reads the PaymentIntent first),
 then with it sent on `order.placed` (`capture_before`; no read). Two floor rows follow: bare
 dramatiq doing one INSERT and a capture's Stripe calls per message against the same fake, to
-show what those calls alone cost on this machine.
+show what those calls alone cost on this machine; then the capture requests with nothing else
+(bench/stripe_cost.py), with the CPU each takes in the client and in the fake.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from bench.baseline import (
     drain_seconds,
 )
 from bench.ingress import KEY_ID, load_stream, release, upsert_manufacturer, wait_consumers_idle
+from bench.stripe_cost import stripe_cost_row
 from models.db import migrate
 from models.db.commerce import Order
 from models.db.engine import connect
@@ -55,7 +57,8 @@ READ = ("GET", "/v1/payment_intents/{id}")
 
 def capture_scenario(ctx: BenchContext, *, orders: int = ORDERS) -> list[ResultRow]:
     """Two rows of `orders` orders from placement to a recorded capture (the hold's expiry
-    unknown, then sent with the placement), then the two floor rows."""
+    unknown, then sent with the placement), then the two floor rows and the Stripe requests
+    alone."""
     if ctx.postgres_server is None or ctx.redis_server is None:
         raise RuntimeError("the capture bench needs the runner's own servers")
     api_key = f"sk_test_{secrets.token_hex(12)}"
@@ -68,6 +71,7 @@ def capture_scenario(ctx: BenchContext, *, orders: int = ORDERS) -> list[ResultR
             rows.append(_pipeline_row(ctx, fake, api_key, orders, hold_known=known, url=url))
             if known:
                 rows += [floor_row(ctx, fake, api_key, kind) for kind in STRIPE_KINDS]
+                rows.append(stripe_cost_row(ctx, fake, api_key, TOTAL))
     return rows
 
 
