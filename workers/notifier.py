@@ -65,7 +65,7 @@ def deliver(
     new_uow: UowFactory, notification_id: int, send: Callable[[notifications.Claim], str]
 ) -> None:
     """Claim the notification, `send` it (returning its message id), record the outcome: the
-    steps every channel shares. Our errors are recorded on the row and re-raised."""
+    steps every channel shares. Every error is recorded on the row and re-raised."""
     with new_uow() as uow:
         claim = notifications.claim(uow.session, notification_id, uow.clock(), STALE_SENDING)
         status = None if claim else notifications.status_of(uow.session, notification_id)
@@ -81,6 +81,11 @@ def deliver(
     except (PermanentError, RetryableError) as error:
         final = isinstance(error, PermanentError)
         _settle(new_uow, notification_id, "failed" if final else "pending", str(error))
+        raise
+    except Exception as error:
+        # Unforeseen: back to pending, so the retry may claim it now rather than after
+        # STALE_SENDING. Only the type is kept: the text of a foreign error may quote a secret.
+        _settle(new_uow, notification_id, "pending", f"unexpected {type(error).__name__}")
         raise
     _settle(new_uow, notification_id, "sent", None, message_id)
 

@@ -13,7 +13,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from models.db.tables import Notification, Order
+from models.db.tables import Notification, Order, OutboxJob
 from tests import factories as f
 from tests.e2e.conftest import Stack
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -87,6 +87,19 @@ def _webhook_attempts(stack: Stack) -> list[int]:
         return list(session.scalars(query))
 
 
+def _unsent(stack: Stack) -> list[tuple[Any, ...]]:
+    """Each webhook not sent, with its outbox job: what a failure report needs to say."""
+    query = (
+        select(Notification.id, Notification.status, Notification.attempts,
+               Notification.claimed_at, Notification.last_error, OutboxJob.status,
+               OutboxJob.sends, OutboxJob.attempts, OutboxJob.next_send_at, OutboxJob.last_error)
+        .join(OutboxJob, OutboxJob.key == func.concat("notify:", Notification.id), isouter=True)
+        .where(Notification.channel == "webhook", Notification.status != "sent")
+    )  # fmt: skip
+    with stack.rt.db.sessions() as session:
+        return [tuple(row) for row in session.execute(query)]
+
+
 def _egress_types(stack: Stack) -> Counter[str]:
     client = redis.Redis.from_url(stack.settings.redis_url)
     entries: Any = client.xrange(EGRESS_STREAM)  # redis-py types RESP2 and RESP3 at once
@@ -117,7 +130,7 @@ def test_120_late_orders_of_500_make_120_signed_webhooks_despite_a_receiver_outa
     assert receiver.requests == []
     receiver.come_up()
     # Then exactly 120 webhooks arrive, each signed, one per late order, none for the others
-    assert receiver.wait_for_count(120, 60), f"{receiver.count()} webhooks"
+    assert receiver.wait_for_count(120, 60), f"{receiver.count()} webhooks; {_unsent(stack)}"
     assert sink.wait_for_count(500, 60), f"{sink.count()} emails"
     assert wait_until(lambda: False, 3, 0.5) is False  # a grace period for any duplicate
     posts = receiver.requests
@@ -132,6 +145,7 @@ def test_120_late_orders_of_500_make_120_signed_webhooks_despite_a_receiver_outa
         {OEM_EMAIL: 120, DESK: 80, "ada@example.com": 300}
     )
     assert _egress_types(stack)["order.confirmation_overdue"] == 120
+    assert _unsent(stack) == []
     desk = {m.subject.split()[2] for m in sink.messages if m.rcpt_tos == [DESK] and m.subject}
     assert desk == {f"F{i:03d}" for i in range(80)}
     print(f"webhooks={len(posts)} attempts={Counter(_webhook_attempts(stack))} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from unittest.mock import Mock
 
 import pytest
 from sqlalchemy import select
@@ -101,6 +102,28 @@ def test_a_receiver_that_is_down_is_retried_and_gets_the_message_once_back_up(
     assert _run(db, job) == RunResult("done")
     assert (len(receiver.requests), receiver.count()) == (1, 1)
     assert (_notification(db).status, _notification(db).attempts) == ("sent", 2)
+
+
+def test_an_unforeseen_error_leaves_the_message_pending_for_the_next_try(
+    db: Database, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an overdue order, and a POST that fails in a way nobody planned for
+    job = _overdue_order(db, receiver.url)
+    real_post = oem_webhook.post
+    monkeypatch.setattr(oem_webhook, "post", Mock(side_effect=ValueError("nobody planned this")))
+    # When the job runs
+    with pytest.raises(RetryableError, match="job_error"):
+        _run(db, job)
+    # Then nothing arrived, and the message is pending again (not held as `sending` for
+    # minutes), with the error's type and never its text
+    note = _notification(db)
+    assert receiver.requests == []
+    assert (note.status, note.attempts, note.last_error) == ("pending", 1, "unexpected ValueError")
+    # And the next try sends it at once
+    monkeypatch.setattr(oem_webhook, "post", real_post)
+    assert _run(db, job) == RunResult("done")
+    assert (receiver.count(), _notification(db).status, _notification(db).attempts) == (
+        1, "sent", 2)
 
 
 def test_a_503_is_retried_until_the_receiver_accepts(
