@@ -10,7 +10,10 @@ It runs twice: with the hold's expiry unknown (every capture reads the PaymentIn
 then with it sent on `order.placed` (`capture_before`; no read). Two floor rows follow: bare
 dramatiq doing one INSERT and a capture's Stripe calls per message against the same fake, to
 show what those calls alone cost on this machine; then the capture requests with nothing else
-(bench/stripe_cost.py), with the CPU each takes in the client and in the fake.
+(bench/stripe_cost.py), with the CPU each takes in the client and in the fake. Last, the same
+orders paid on account (the three envelopes each, no capture), and the ceiling those two
+floors set together: the best ratio capture on shipment could reach on this run's machine if
+recording a capture cost nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,8 +75,44 @@ def capture_scenario(ctx: BenchContext, *, orders: int = ORDERS) -> list[ResultR
             rows.append(_pipeline_row(ctx, fake, api_key, orders, hold_known=known, url=url))
             if known:
                 rows += [floor_row(ctx, fake, api_key, kind) for kind in STRIPE_KINDS]
-                rows.append(stripe_cost_row(ctx, fake, api_key, TOTAL))
-    return rows
+                stripe_row, stripe_cost = stripe_cost_row(ctx, fake, api_key, TOTAL)
+                rows.append(stripe_row)
+    with StripeFake.start(api_key) as fake:
+        url = server.create_database(f"bench_capture_{uuid.uuid4().hex[:8]}")
+        on_account = _on_account_row(ctx, fake, api_key, orders, url=url)
+    return [*rows, on_account, ceiling_row(ctx, on_account, stripe_cost)]
+
+
+def _on_account_row(
+    ctx: BenchContext, fake: StripeFake, api_key: str, orders: int, *, url: str
+) -> ResultRow:
+    """The same three envelopes per order, paid on account: all of the pipeline but capture."""
+    base = ctx.baseline()
+    secret = secrets.token_hex(24).encode()
+    migrate.upgrade(url)
+    upsert_manufacturer(url, secret)
+    before = sum(fake.requests.values())
+    bodies = order_bodies([""] * orders, secret, on_account=True)
+    seconds = _timed_run(ctx, url, bodies, fake=fake, secret=secret, api_key=api_key,
+                         orders=orders, wait=_wait_shipped)  # fmt: skip
+    check_on_account(url, orders, stripe_requests=sum(fake.requests.values()) - before)
+    note = ("floor: the pipeline rows' workers and envelopes, orders paid on account: no "
+            "capture and 0 Stripe requests; clock until every order is shipped")  # fmt: skip
+    return ResultRow("capture", "placed, confirmed, shipped, paid on account (no capture)",
+                     orders, seconds, orders / seconds / base.insert_per_s, note)  # fmt: skip
+
+
+def ceiling_row(ctx: BenchContext, on_account: ResultRow, stripe_cost: float) -> ResultRow:
+    """Computed, not measured: an order can cost no less machine time than the on-account
+    pipeline's plus one Stripe capture request's (`stripe_cost`, in bare INSERT messages)."""
+    assert on_account.ratio is not None
+    ratio = 1 / (1 / on_account.ratio + stripe_cost)
+    seconds = on_account.messages / (ratio * ctx.baseline().insert_per_s)
+    note = (f"computed, not measured: 1 / (1 / {on_account.ratio:.2f} + {stripe_cost:.2f}), the "
+            "on-account row plus the Stripe requests' machine time; what capture on shipment "
+            "would reach here if claiming and recording each capture cost nothing")
+    return ResultRow("capture", "ceiling: paid on account + one Stripe capture request per order",
+                     on_account.messages, seconds, ratio, note)  # fmt: skip
 
 
 def _pipeline_row(
@@ -127,20 +167,25 @@ def order_number(seq: int) -> str:
 
 
 def order_bodies(
-    intents: list[str], secret: bytes, *, capture_before: int | None = None
-) -> list[bytes]:
+    intents: list[str], secret: bytes, *, capture_before: int | None = None,
+    on_account: bool = False,
+) -> list[bytes]:  # fmt: skip
     """Every order's placement, then every confirmation, then every shipment; all signed.
-    `capture_before` (epoch seconds), when given, goes with each placement."""
+    `capture_before` (epoch seconds), when given, goes with each placement; `on_account`
+    orders have no PaymentIntent (the intents only count them)."""
     now = datetime.now(UTC).isoformat()  # placed now: no confirmation deadline passes meanwhile
     hold = {} if capture_before is None else {
         "capture_before": datetime.fromtimestamp(capture_before, UTC).isoformat()
     }
+    if on_account:
+        hold = {"payment_method": "on_account"}
     placed, confirmed, shipped = [], [], []
     for seq, pi_id in enumerate(intents):
         number = order_number(seq)
         customer = {"id": f"BCC-{seq:07d}", "email": f"c{seq}@example.com", "name": f"C {seq}"}
         placed.append(_signed("order.placed", secret, number=number, customer=customer,
-                              stripe_payment_intent_id=pi_id, placed_at=now, **hold))  # fmt: skip
+                              stripe_payment_intent_id=pi_id or None, placed_at=now,
+                              **hold))  # fmt: skip
         confirmed.append(_signed("order.confirmed", secret, number=number, at=now))
         shipped.append(_signed("order.shipped", secret, number=number, notify_customer=False,
                                tracking_numbers=[f"TRK-{seq:07d}"]))  # fmt: skip
@@ -151,9 +196,12 @@ def _signed(type_: str, secret: bytes, **fields: Any) -> bytes:
     return factories.body(sign(factories.envelope(type_, signed=False, **fields), KEY_ID, secret))
 
 
+Wait = Callable[[str, processes.OrderflowProcess, int, float], None]
+
+
 def _timed_run(
     ctx: BenchContext, url: str, bodies: list[bytes], *, fake: StripeFake, secret: bytes,
-    api_key: str, orders: int,
+    api_key: str, orders: int, wait: Wait | None = None,
 ) -> float:  # fmt: skip
     client = redis.Redis.from_url(ctx.redis_url)
     try:
@@ -173,7 +221,7 @@ def _timed_run(
                 blocked = wait_consumers_idle(client, proc, DEFAULT_PROCESSES, 60.0)
                 started = time.perf_counter()
                 release(client, blocked)
-                _wait_captured(url, proc, orders, timeout=max(300.0, orders / 4))
+                (wait or _wait_captured)(url, proc, orders, max(300.0, orders / 4))
                 return time.perf_counter() - started
             finally:
                 proc.terminate()
@@ -207,9 +255,33 @@ def _wait_captured(url: str, proc: processes.OrderflowProcess, orders: int, time
     raise RuntimeError(f"captures not recorded in {timeout} s:\n{proc.log_text()[-3000:]}")
 
 
-def check_captures(url: str, fake: StripeFake, intents: list[str]) -> None:
-    """A fast run that lost, duplicated, parked or quarantined anything must not count."""
-    captures = Counter(e.pi_id for e in fake.effects if e.kind == "capture")
+def _wait_shipped(url: str, proc: processes.OrderflowProcess, orders: int, timeout: float) -> None:
+    """Poll until `orders` orders are shipped (bounded in time)."""
+    db = connect(url, pool_size=1)
+    shipped = select(func.count()).select_from(Order).where(Order.fulfillment_status == "shipped")
+    try:
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline and proc.popen.poll() is None:
+            with db.sessions() as session:
+                if int(session.scalar(shipped) or 0) >= orders:
+                    return
+            time.sleep(_POLL_S)
+    finally:
+        db.dispose()
+    raise RuntimeError(f"orders not shipped in {timeout} s:\n{proc.log_text()[-3000:]}")
+
+
+def check_on_account(url: str, orders: int, *, stripe_requests: int) -> None:
+    """Every order confirmed, shipped and awaiting its invoice; none held; Stripe never called."""
+    states, held = _outcomes(url)
+    wanted = {("confirmed", "shipped", "pending"): orders}
+    if stripe_requests or dict(states) != wanted or any(held.values()):
+        raise RuntimeError(f"on-account bench effects: orders {dict(states)}; {held}; "
+                           f"{stripe_requests} Stripe requests")  # fmt: skip
+
+
+def _outcomes(url: str) -> tuple[Counter[tuple[str, str, str]], dict[str, int]]:
+    """Orders by their three statuses, and how many messages are quarantined or parked."""
     db = connect(url, pool_size=1)
     try:
         with db.sessions() as session:
@@ -220,6 +292,13 @@ def check_captures(url: str, fake: StripeFake, intents: list[str]) -> None:
                     for m in (QuarantinedMessage, ParkedMessage)}  # fmt: skip
     finally:
         db.dispose()
+    return states, held
+
+
+def check_captures(url: str, fake: StripeFake, intents: list[str]) -> None:
+    """A fast run that lost, duplicated, parked or quarantined anything must not count."""
+    captures = Counter(e.pi_id for e in fake.effects if e.kind == "capture")
+    states, held = _outcomes(url)
     wanted = {("confirmed", "shipped", "paid"): len(intents)}
     if captures != dict.fromkeys(intents, 1) or dict(states) != wanted or any(held.values()):
         raise RuntimeError(

@@ -28,9 +28,12 @@ POOL = int(Settings.model_fields["stripe_concurrency"].default)
 _TIMEOUT_S = 300.0
 
 
-def stripe_cost_row(ctx: BenchContext, fake: StripeFake, api_key: str, amount: int) -> ResultRow:
+def stripe_cost_row(
+    ctx: BenchContext, fake: StripeFake, api_key: str, amount: int
+) -> tuple[ResultRow, float]:
     """`ctx.messages` captures, split over the workers' processes; the time is the slowest
-    child's, from its first call to its last answer."""
+    child's, from its first call to its last answer. Also the machine time of one request,
+    client and fake, in bare INSERT messages."""
     base = ctx.baseline()
     intents = [fake.create_authorized_intent(amount, "eur") for _ in range(ctx.messages)]
     before = len(fake.effects)
@@ -53,8 +56,9 @@ def stripe_cost_row(ctx: BenchContext, fake: StripeFake, api_key: str, amount: i
     note = (f"{base.processes} processes x {POOL} threads, no dramatiq, no database; CPU per "
             f"request: client {client_ms:.2f} ms, fake {fake_ms:.2f} ms; together "
             f"{equivalents:.2f} bare INSERT messages of machine time")  # fmt: skip
-    return ResultRow("capture", "Stripe capture requests alone (adapter and fake)", len(intents),
-                     seconds, len(intents) / seconds / base.insert_per_s, note)  # fmt: skip
+    row = ResultRow("capture", "Stripe capture requests alone (adapter and fake)", len(intents),
+                    seconds, len(intents) / seconds / base.insert_per_s, note)  # fmt: skip
+    return row, equivalents
 
 
 def _start(request: str) -> subprocess.Popen[str]:
