@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from bench.baseline import (
     DEFAULT_PROCESSES,
@@ -97,7 +97,8 @@ def _on_account_row(
                          orders=orders, wait=_wait_shipped)  # fmt: skip
     check_on_account(url, orders, stripe_requests=sum(fake.requests.values()) - before)
     note = ("floor: the pipeline rows' workers and envelopes, orders paid on account: no "
-            "capture and 0 Stripe requests; clock until every order is shipped")  # fmt: skip
+            "capture and 0 Stripe requests; clock until every order is confirmed and "
+            "shipped")  # fmt: skip
     return ResultRow("capture", "placed, confirmed, shipped, paid on account (no capture)",
                      orders, seconds, orders / seconds / base.insert_per_s, note)  # fmt: skip
 
@@ -232,7 +233,6 @@ def _timed_run(
 def _wait_captured(url: str, proc: processes.OrderflowProcess, orders: int, timeout: float) -> None:
     """Poll until `orders` capture operations are settled `done` (bounded in time); a failed
     one ends the wait at once, with its error."""
-    db = connect(url, pool_size=1)
     capture = ExternalOperation.kind == "capture"
     done = select(func.count()).select_from(ExternalOperation).where(
         capture, ExternalOperation.status == "done"
@@ -240,35 +240,42 @@ def _wait_captured(url: str, proc: processes.OrderflowProcess, orders: int, time
     failed = select(ExternalOperation.last_error).where(
         capture, ExternalOperation.status == "failed"
     )
+    _wait_counted(url, proc, (orders, done, "captures recorded"), timeout, failed)
+
+
+def _wait_shipped(url: str, proc: processes.OrderflowProcess, orders: int, timeout: float) -> None:
+    """Poll until `orders` orders are confirmed and shipped (bounded in time): consumers apply
+    batches side by side, so an order's shipment may land before its confirmation."""
+    done = select(func.count()).select_from(Order).where(
+        Order.confirmation_status == "confirmed", Order.fulfillment_status == "shipped"
+    )
+    _wait_counted(url, proc, (orders, done, "orders confirmed and shipped"), timeout)
+
+
+def _wait_counted(
+    url: str,
+    proc: processes.OrderflowProcess,
+    wanted: tuple[int, Select[Any], str],
+    timeout: float,
+    failed: Select[Any] | None = None,
+) -> None:
+    """Poll until the count query of `wanted` (count, query, what) reaches its count, bounded
+    in time; a row of `failed` ends the wait at once, with its error."""
+    count, query, what = wanted
+    db = connect(url, pool_size=1)
     try:
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline and proc.popen.poll() is None:
             with db.sessions() as session:
-                if int(session.scalar(done) or 0) >= orders:
+                if int(session.scalar(query) or 0) >= count:
                     return
-                error = session.scalars(failed.limit(1)).first()
+                error = None if failed is None else session.scalars(failed.limit(1)).first()
             if error is not None:
                 raise RuntimeError(f"a capture failed: {error}")
             time.sleep(_POLL_S)
     finally:
         db.dispose()
-    raise RuntimeError(f"captures not recorded in {timeout} s:\n{proc.log_text()[-3000:]}")
-
-
-def _wait_shipped(url: str, proc: processes.OrderflowProcess, orders: int, timeout: float) -> None:
-    """Poll until `orders` orders are shipped (bounded in time)."""
-    db = connect(url, pool_size=1)
-    shipped = select(func.count()).select_from(Order).where(Order.fulfillment_status == "shipped")
-    try:
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline and proc.popen.poll() is None:
-            with db.sessions() as session:
-                if int(session.scalar(shipped) or 0) >= orders:
-                    return
-            time.sleep(_POLL_S)
-    finally:
-        db.dispose()
-    raise RuntimeError(f"orders not shipped in {timeout} s:\n{proc.log_text()[-3000:]}")
+    raise RuntimeError(f"not all {what} in {timeout} s:\n{proc.log_text()[-3000:]}")
 
 
 def check_on_account(url: str, orders: int, *, stripe_requests: int) -> None:
