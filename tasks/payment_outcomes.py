@@ -89,9 +89,13 @@ def record_captures(uow: UnitOfWork, captures: Sequence[Captured]) -> list[int]:
             "payment_intent": root.stripe_payment_intent_id,
             "orders": [m.number for m in paying],
         }))  # fmt: skip
-    if payments:
-        uow.session.execute(insert(Payment), payments)
-    changes = refresh_many(uow.session, list({m.id: m for m, *_ in shared}.values()))
+    # The payments are Core inserts, so the figures need no flush first: each order is then
+    # written once, with its hold state and its figures together.
+    with uow.session.no_autoflush:
+        if payments:
+            uow.session.execute(insert(Payment), payments)
+        paid = list({m.id: m for m, *_ in shared}.values())
+        changes = refresh_many(uow.session, paid, flush=False)
     emails: list[tuple[Order, str, str, dict[str, Any]]] = []
     events = []
     for member, part, capture, key in shared:

@@ -81,10 +81,16 @@ def refresh(session: Session, order: Order) -> Refreshed:
     return refresh_many(session, [order])[order.id]
 
 
-def refresh_many(session: Session, orders: Sequence[Order]) -> dict[int, Refreshed]:
-    """`refresh` for many locked orders: one statement for all their sums."""
-    session.flush()
-    totals = ledger_totals_many(session, orders)
+def refresh_many(
+    session: Session, orders: Sequence[Order], *, flush: bool = True
+) -> dict[int, Refreshed]:
+    """`refresh` for many locked orders: one statement for all their sums. `flush=False` when
+    every payment and invoice they count is in the database already (Core inserts): the
+    orders' pending changes then go out in one UPDATE with these figures, not two."""
+    if flush:
+        session.flush()
+    with session.no_autoflush:
+        totals = ledger_totals_many(session, orders)
     changes = {}
     for order in orders:
         ledger = totals[order.id]

@@ -151,6 +151,28 @@ def test_one_job_captures_every_order_of_a_run_once(desk: Desk) -> None:
     assert [tuple(op) for op in ops] == [("done", 1)] * 6
 
 
+def test_recording_a_batch_of_captures_writes_each_order_once(desk: Desk) -> None:
+    # Given five card orders shipped in one batch
+    numbers = _card_orders(desk, "W", 5)
+    desk.feed(*(shipped(n) for n in numbers))
+    written: list[int] = []
+
+    def count(*args: Any) -> None:
+        statement, parameters, executemany = args[2], args[3], args[5]
+        if statement.startswith("UPDATE orders"):
+            written.append(len(parameters) if executemany else 1)
+
+    # When the capture job runs
+    event.listen(desk.db.engine, "before_cursor_execute", count)
+    try:
+        assert desk.run_payments() == []
+    finally:
+        event.remove(desk.db.engine, "before_cursor_execute", count)
+    # Then each order's row was written once, its hold state and ledger figures together
+    assert sum(written) == 5
+    assert [_state(desk, n) for n in numbers] == [PAID] * 5
+
+
 def _redeliver(desk: Desk) -> None:
     """The capture job is pending again, as if its first delivery had died after recording."""
     with desk.db.sessions() as session, session.begin():
