@@ -89,8 +89,9 @@ def record_captures(uow: UnitOfWork, captures: Sequence[Captured]) -> list[int]:
             "payment_intent": root.stripe_payment_intent_id,
             "orders": [m.number for m in paying],
         }))  # fmt: skip
-    # The payments are Core inserts, so the figures need no flush first: each order is then
-    # written once, with its hold state and its figures together.
+    # The locking queries above flushed whatever was pending before, the payments are Core
+    # inserts, and the hold states set here do not enter the sums: the figures need no flush
+    # first, and each order is written once, hold state and figures together.
     with uow.session.no_autoflush:
         if payments:
             uow.session.execute(insert(Payment), payments)
