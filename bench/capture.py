@@ -4,7 +4,8 @@ by real `orderflow worker` processes, against bare dramatiq's INSERT rate.
 
 The stream holds every order's `order.placed`, then every `order.confirmed`, then every
 `order.shipped`; the clock runs from releasing the stream (as in bench/ingress.py) until every
-capture is recorded in the database.
+order is confirmed and its capture recorded in the database (consumers apply batches side by
+side, so a confirmation may land after its order's capture).
 
 It runs twice: with the hold's expiry unknown (every capture reads the PaymentIntent first),
 then with it sent on `order.placed` (`capture_before`; no read). Two floor rows follow: bare
@@ -23,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def _on_account_row(
     migrate.upgrade(url)
     upsert_manufacturer(url, secret)
     before = sum(fake.requests.values())
-    bodies = order_bodies([""] * orders, secret, on_account=True)
+    bodies = order_bodies([None] * orders, secret, on_account=True)
     seconds = _timed_run(ctx, url, bodies, fake=fake, secret=secret, api_key=api_key,
                          orders=orders, wait=_wait_shipped)  # fmt: skip
     check_on_account(url, orders, stripe_requests=sum(fake.requests.values()) - before)
@@ -134,7 +135,8 @@ def _pipeline_row(
     hold = "hold expiry sent with the placement" if hold_known else "hold expiry unknown"
     note = (
         f"orderflow worker, {DEFAULT_PROCESSES} processes x {DEFAULT_THREADS} threads, queues "
-        f"{'+'.join(QUEUES)}; clock from release until every capture is recorded; "
+        f"{'+'.join(QUEUES)}; clock from release until every order is confirmed and its "
+        f"capture recorded; "
         f"{3 * orders} envelopes; Stripe fake in the bench process; {hold}: {reads} reads"
     )
     return ResultRow("capture", f"placed, confirmed, shipped, captured ({hold})", orders,
@@ -168,12 +170,12 @@ def order_number(seq: int) -> str:
 
 
 def order_bodies(
-    intents: list[str], secret: bytes, *, capture_before: int | None = None,
+    intents: Sequence[str | None], secret: bytes, *, capture_before: int | None = None,
     on_account: bool = False,
 ) -> list[bytes]:  # fmt: skip
     """Every order's placement, then every confirmation, then every shipment; all signed.
     `capture_before` (epoch seconds), when given, goes with each placement; `on_account`
-    orders have no PaymentIntent (the intents only count them)."""
+    orders are paid on account (their intents are None)."""
     now = datetime.now(UTC).isoformat()  # placed now: no confirmation deadline passes meanwhile
     hold = {} if capture_before is None else {
         "capture_before": datetime.fromtimestamp(capture_before, UTC).isoformat()
@@ -185,7 +187,7 @@ def order_bodies(
         number = order_number(seq)
         customer = {"id": f"BCC-{seq:07d}", "email": f"c{seq}@example.com", "name": f"C {seq}"}
         placed.append(_signed("order.placed", secret, number=number, customer=customer,
-                              stripe_payment_intent_id=pi_id or None, placed_at=now,
+                              stripe_payment_intent_id=pi_id, placed_at=now,
                               **hold))  # fmt: skip
         confirmed.append(_signed("order.confirmed", secret, number=number, at=now))
         shipped.append(_signed("order.shipped", secret, number=number, notify_customer=False,
@@ -231,16 +233,18 @@ def _timed_run(
 
 
 def _wait_captured(url: str, proc: processes.OrderflowProcess, orders: int, timeout: float) -> None:
-    """Poll until `orders` capture operations are settled `done` (bounded in time); a failed
-    one ends the wait at once, with its error."""
+    """Poll until `orders` orders are confirmed, shipped and paid, each capture recorded
+    (bounded in time; a confirmation may land after its order's capture); a failed capture
+    ends the wait at once, with its error."""
+    done = select(func.count()).select_from(Order).where(
+        Order.confirmation_status == "confirmed", Order.fulfillment_status == "shipped",
+        Order.payment_status == "paid",
+    )  # fmt: skip
     capture = ExternalOperation.kind == "capture"
-    done = select(func.count()).select_from(ExternalOperation).where(
-        capture, ExternalOperation.status == "done"
-    )
     failed = select(ExternalOperation.last_error).where(
         capture, ExternalOperation.status == "failed"
     )
-    _wait_counted(url, proc, (orders, done, "captures recorded"), timeout, failed)
+    _wait_counted(url, proc, (orders, done, "orders confirmed and captured"), timeout, failed)
 
 
 def _wait_shipped(url: str, proc: processes.OrderflowProcess, orders: int, timeout: float) -> None:

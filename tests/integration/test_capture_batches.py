@@ -4,6 +4,8 @@ failing to record) never costs the others theirs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -103,17 +105,25 @@ def test_a_run_of_shipments_has_the_effects_of_one_by_one(desk: Desk) -> None:
     assert jobs[0][0].startswith("captures:")
 
 
-def _statements(desk: Desk, run: list[dict[str, Any]]) -> int:
-    seen: list[str] = []
+@contextmanager
+def _executed(desk: Desk) -> Iterator[list[tuple[str, int]]]:
+    """Each statement sent meanwhile, with the number of rows of parameters it carried."""
+    seen: list[tuple[str, int]] = []
 
     def count(*args: Any) -> None:
-        seen.append(str(args[2]))
+        statement, parameters, executemany = str(args[2]), args[3], args[5]
+        seen.append((statement, len(parameters) if executemany else 1))
 
     event.listen(desk.db.engine, "before_cursor_execute", count)
     try:
-        assert [o.result for o in desk.feed(*run)] == ["applied"] * len(run)
+        yield seen
     finally:
         event.remove(desk.db.engine, "before_cursor_execute", count)
+
+
+def _statements(desk: Desk, run: list[dict[str, Any]]) -> int:
+    with _executed(desk) as seen:
+        assert [o.result for o in desk.feed(*run)] == ["applied"] * len(run)
     return len(seen)
 
 
@@ -155,21 +165,11 @@ def test_recording_a_batch_of_captures_writes_each_order_once(desk: Desk) -> Non
     # Given five card orders shipped in one batch
     numbers = _card_orders(desk, "W", 5)
     desk.feed(*(shipped(n) for n in numbers))
-    written: list[int] = []
-
-    def count(*args: Any) -> None:
-        statement, parameters, executemany = args[2], args[3], args[5]
-        if statement.startswith("UPDATE orders"):
-            written.append(len(parameters) if executemany else 1)
-
     # When the capture job runs
-    event.listen(desk.db.engine, "before_cursor_execute", count)
-    try:
+    with _executed(desk) as seen:
         assert desk.run_payments() == []
-    finally:
-        event.remove(desk.db.engine, "before_cursor_execute", count)
     # Then each order's row was written once, its hold state and ledger figures together
-    assert sum(written) == 5
+    assert sum(rows for statement, rows in seen if statement.startswith("UPDATE orders")) == 5
     assert [_state(desk, n) for n in numbers] == [PAID] * 5
 
 
