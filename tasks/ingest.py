@@ -28,7 +28,7 @@ from models.db.orders import find_order
 from models.db.sql import insert_many_ignore
 from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
-from tasks import log_context
+from tasks import log_context, refusals
 from tasks.handlers.base import Awaiting
 from tasks.handlers.registry import BULK_HANDLERS, HANDLERS
 from tasks.messages.catalogue import (
@@ -233,6 +233,7 @@ def _apply_one(
         return _park(uow, message, body, waiting, policy)
     except PermanentError as refused:
         savepoint.rollback()
+        refusals.report(uow, message, envelope_id, refused)
         identity = (envelope_id, type_)
         return _quarantine(uow, body, refused.reason, refused.detail, identity, message=message)
     except SQLAlchemyError:
@@ -299,6 +300,7 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
                 continue
             except PermanentError as refused:
                 savepoint.rollback()
+                refusals.report(uow, message, parked.envelope_id, refused)
                 intake.unpark_to_quarantine(uow.session, parked, reason=refused.reason,
                                             detail=refused.detail, at=uow.clock())  # fmt: skip
                 continue

@@ -123,9 +123,14 @@ def test_a_refused_split_is_quarantined_with_its_reason_and_changes_nothing(
     assert (outcome.result, outcome.reason) == ("quarantined", reason)
     assert _order(db, "R1") == ("unfulfilled", 2000, [(DRILL, 2), (LEAFLET, 1)])
     assert _reserved(db) == before
-    assert _counts(db) == {"orders": 1, "reservations": 0, "notifications": 0, "egress": 0}
+    # (the one egress event is the refusal, reported to the producer)
+    assert _counts(db) == {"orders": 1, "reservations": 0, "notifications": 0, "egress": 1}
     with db.sessions() as session:
         assert session.scalars(select(QuarantinedMessage.reason)).all() == [reason]
+        event = session.scalars(select(OutboxJob.payload)).one()["event"]
+        assert (event["type"], event["data"]["number"], event["data"]["reason"]) == (
+            "message.refused", "R1", reason,
+        )  # fmt: skip
 
 
 def _backorder(db: Database, number: str, drills: int, minutes: int, bits: int = 0) -> None:
