@@ -64,8 +64,9 @@ def order_bodies(count: int, secret: bytes) -> list[bytes]:
     bodies = []
     for seq in range(count):
         customer = {"id": f"BC-{seq:07d}", "email": f"c{seq}@example.com", "name": f"C {seq}"}
-        raw = factories.envelope("order.placed", signed=False, number=f"BENCH-{seq:07d}",
-                                 customer=customer)
+        number = f"BENCH-{seq:07d}"
+        raw = factories.envelope("order.placed", signed=False, number=number, customer=customer,
+                                 stripe_payment_intent_id=factories.intent_for(number))
         bodies.append(factories.body(sign(raw, KEY_ID, secret)))
     return bodies
 

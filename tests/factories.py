@@ -53,8 +53,16 @@ def body(raw: dict[str, Any]) -> bytes:
 
 
 def order(number: str, **fields: Any) -> dict[str, Any]:
-    """An order.placed envelope for the sample manufacturer."""
+    """An order.placed envelope for the sample manufacturer; a card order gets a PaymentIntent
+    of its own unless one is given (one PaymentIntent belongs to one order family)."""
+    if fields.get("payment_method", "stripe_card") == "stripe_card":
+        fields.setdefault("stripe_payment_intent_id", intent_for(number))
     return envelope("order.placed", number=number, **fields)
+
+
+def intent_for(number: str) -> str:
+    """The PaymentIntent id `order` gives the card order `number` by default."""
+    return "pi_" + "".join(c if c.isalnum() else "_" for c in number)
 
 
 def manufacturer(**fields: Any) -> dict[str, Any]:

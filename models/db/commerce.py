@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db.base import Base, Id, UTCDateTime
@@ -46,6 +46,8 @@ _AWAITING_CONFIRMATION = (
 # The confirmation scan repeats this predicate word for word (models/db/deadlines.py), so both
 # databases match its query to the partial index below.
 AWAITING_CONFIRMATION_SQL = _AWAITING_CONFIRMATION
+# Backorders share their root's PaymentIntent: only roots must not share one.
+_ROOT_WITH_INTENT = "parent_id IS NULL AND stripe_payment_intent_id IS NOT NULL"
 
 
 class Order(Base):
@@ -84,6 +86,8 @@ class Order(Base):
     tracking_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
     carrier: Mapped[str | None] = mapped_column(String(64))
     capture_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the family's capture failed, kept on the root until someone acts (I10).
+    capture_failure: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
@@ -100,6 +104,15 @@ class Order(Base):
             "confirmation_remind_at",
             postgresql_where=text("confirmation_remind_at IS NOT NULL"),
             sqlite_where=text("confirmation_remind_at IS NOT NULL"),
+        ),
+        # A family is found by its PaymentIntent; only one family may hold each (I2).
+        Index("ix_orders_payment_intent", "stripe_payment_intent_id"),
+        Index(
+            "ux_orders_root_payment_intent",
+            "stripe_payment_intent_id",
+            unique=True,
+            postgresql_where=text(_ROOT_WITH_INTENT),
+            sqlite_where=text(_ROOT_WITH_INTENT),
         ),
         # Restocks walk the waiting backorders oldest first.
         Index(

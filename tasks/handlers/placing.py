@@ -140,6 +140,7 @@ def place_order(uow: UnitOfWork, message: DecodedMessage) -> str:
     session, now = uow.session, uow.clock()
     if session.scalar(select(Order.id).where(Order.number == data.number)) is not None:
         raise PermanentError("order_exists", f"order {data.number} was placed before")
+    _check_intent_free(session, data)
     manufacturer = session.get(Manufacturer, data.manufacturer_id)
     if manufacturer is None:
         # Another consumer may be applying its manufacturer.upserted right now: wait for it.
@@ -149,15 +150,37 @@ def place_order(uow: UnitOfWork, message: DecodedMessage) -> str:
     return f"order:{data.number}"
 
 
+def _intent_holders(session: Session, intents: Sequence[str | None]) -> list[str]:
+    """The orders that already hold any of these PaymentIntents."""
+    wanted = [i for i in intents if i is not None]
+    if not wanted:
+        return []
+    query = select(Order.number).where(Order.stripe_payment_intent_id.in_(wanted))
+    return list(session.scalars(query.order_by(Order.id)))
+
+
+def _check_intent_free(session: Session, data: OrderPlacedV1) -> None:
+    """Refuse a PaymentIntent another order family holds: one hold is captured once (I2)."""
+    holders = _intent_holders(session, [data.stripe_payment_intent_id])
+    if holders:
+        raise PermanentError(
+            "payment_intent_in_use", f"its PaymentIntent already belongs to order {holders[0]}"
+        )
+
+
 def place_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[str] | None:
     """Store many new orders at once, returning their keys; None when any needs the one-by-one
-    path (a number taken or repeated, an unknown manufacturer) to be refused or parked alone."""
+    path (a number or PaymentIntent taken or repeated, an unknown manufacturer) to be refused
+    or parked alone."""
     session, now = uow.session, uow.clock()
     data = [_data(m) for m in messages]
     numbers = [d.number for d in data]
     if len(set(numbers)) != len(numbers):
         return None
     if session.scalar(select(Order.id).where(Order.number.in_(numbers)).limit(1)) is not None:
+        return None
+    intents = [d.stripe_payment_intent_id for d in data if d.stripe_payment_intent_id]
+    if len(set(intents)) != len(intents) or _intent_holders(session, intents):
         return None
     makers = _manufacturers(session, {d.manufacturer_id for d in data})
     if any(d.manufacturer_id not in makers for d in data):
