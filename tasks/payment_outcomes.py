@@ -18,7 +18,7 @@ from models.db.orders import record, record_many
 from models.db.uow import UnitOfWork
 from models.domain.ledger import HoldState
 from models.domain.notifications import DESK_CAPTURE_FAILED, PAYMENT_FAILED, payment_template
-from models.domain.payments import share
+from models.domain.payments import CARD_PROBLEMS, share
 from tasks import egress, egress_batch, notify
 from tasks.payments import (
     CANCELLED,
@@ -75,9 +75,11 @@ def record_captures(uow: UnitOfWork, captures: Sequence[Captured]) -> list[int]:
         operations.mark(op, status="done", at=now, result=result)
         root = roots[op.order_id or 0]
         paying = [m for m in members[root.id] if m.fulfillment_status != CANCELLED] or [root]
-        for member, part in zip(paying, share(capture.amount, [m.total for m in paying]),
-                                strict=True):  # fmt: skip
+        # Each member's share is what it still owed: a part paid by other means stays paid.
+        owed = [max(m.total - m.paid, 0) for m in paying]
+        for member, part in zip(paying, share(capture.amount, owed), strict=True):
             member.hold_state = HoldState.CAPTURED.value
+            member.capture_failure = None
             member.updated_at = now
             if part:
                 payments.append({"order_id": member.id, "amount": part, "currency":
@@ -141,6 +143,7 @@ def release_hold(uow: UnitOfWork, members: list[Order]) -> None:
     """The hold was released (cancelled) before any capture: the family's payment is voided."""
     now = uow.clock()
     for member in members:
+        member.capture_failure = None  # the desk acted: nothing is left to capture
         if HoldState(member.hold_state) is HoldState.HELD:
             member.hold_state = HoldState.RELEASED.value
             member.updated_at = now
@@ -195,7 +198,11 @@ def record_failure(uow: UnitOfWork, operation_id: int, reason: str, detail: str)
     record(uow.session, order, uow.clock(), f"payment.{op.kind}_failed", f"{reason}: {detail}")
     tell_desk(uow, order, DESK_CAPTURE_FAILED, op.key, {"reason": f"{op.kind} failed: {reason}"})
     if op.kind == "capture":
-        notify.stage(uow, order, PAYMENT_FAILED, op.key, {"reason": reason})
+        # Kept on the root until someone acts: `order show`, `orderflow status` (I10).
+        order.capture_failure = f"{reason}: {detail}"[:500]
+        order.updated_at = uow.clock()
+        if reason in CARD_PROBLEMS:
+            notify.stage(uow, order, PAYMENT_FAILED, op.key, {"reason": reason})
     return True
 
 

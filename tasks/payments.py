@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from models.db import operations
 from models.db.commerce import Order
-from models.db.ledger import refresh
+from models.db.ledger import paid_by_card, refresh
 from models.db.orders import record
 from models.db.uow import UnitOfWork
 from models.domain.ledger import HoldState
@@ -103,10 +103,19 @@ def _capture_row(uow: UnitOfWork, order: Order, members: list[Order]) -> str | d
         hold = HoldState.EXPIRED
     if hold is not HoldState.HELD:
         return f"hold {hold.value}: nothing captured; the order needs a new payment"
-    amount = sum(m.total for m in members if m.fulfillment_status != CANCELLED)
     root = members[0]
+    amount = left_to_capture(members)
+    if amount <= 0:
+        # Paid in full by other means ("mark as paid"): charging the card would pay it twice.
+        released = _stage(uow, root, "cancel", CANCEL_JOB, None)
+        return f"paid in full already: nothing captured; hold release: {released}"
     return operations.row(key=capture_key(root), kind="capture", order_id=root.id,
                           amount=amount, currency=root.currency, at=uow.clock())  # fmt: skip
+
+
+def left_to_capture(members: Sequence[Order]) -> int:
+    """What the family's open members still owe, net of what they were paid by other means."""
+    return sum(max(m.total - m.paid, 0) for m in members if m.fulfillment_status != CANCELLED)
 
 
 def stage_captures(uow: UnitOfWork, operation_ids: list[int]) -> None:
@@ -124,7 +133,7 @@ def stage_captures(uow: UnitOfWork, operation_ids: list[int]) -> None:
 def request_release(uow: UnitOfWork, order: Order) -> str:
     """On cancel: release the family's hold once no member is left to ship; refund if paid."""
     members = family(uow, order)
-    if HoldState(order.hold_state) is HoldState.CAPTURED or order.paid > 0:
+    if HoldState(order.hold_state) is HoldState.CAPTURED:
         return request_refund(uow, order)
     open_members = [m for m in members if m.fulfillment_status != CANCELLED and m is not order]
     if HoldState(order.hold_state) is not HoldState.HELD or open_members:
@@ -133,10 +142,17 @@ def request_release(uow: UnitOfWork, order: Order) -> str:
 
 
 def request_refund(uow: UnitOfWork, order: Order) -> str:
-    """Refund the whole order (what it has paid, net); a second request does nothing."""
-    if not is_card(order) or order.paid <= 0:
+    """Refund the whole order (what Stripe was paid for it, net); a second request does nothing.
+    After a failed capture there is nothing to refund, and the live hold is released instead."""
+    if not is_card(order):
         return "nothing paid by card to refund"
-    return _stage(uow, order, "refund", REFUND_JOB, order.paid)
+    paid = paid_by_card(uow.session, order.id)
+    if paid > 0:
+        return _stage(uow, order, "refund", REFUND_JOB, paid)
+    root = family(uow, order)[0]
+    if root.capture_failure is not None and HoldState(order.hold_state) is HoldState.HELD:
+        return "capture failed: " + _stage(uow, root, "cancel", CANCEL_JOB, None)
+    return "nothing paid by card to refund"
 
 
 def _stage(uow: UnitOfWork, order: Order, kind: str, job: str, amount: int | None) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from models.db.uow import UowFactory
 from models.domain.errors import UnclearOutcome
-from models.domain.payments import IntentVerdict, capture_verdict
+from models.domain.payments import CANCELABLE, IntentVerdict, capture_verdict
 from tasks import payment_outcomes as outcomes
 from workers.payments import Claimed, Gateway, Record, Runner, in_turn, run_claimed
 
@@ -29,7 +29,7 @@ def _cancel(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     op_id = job.claim.operation_id
     stripe = gateway()
     state = stripe.retrieve(job.intent_id)
-    if capture_verdict(state.status) is IntentVerdict.CAPTURE:
+    if state.status in CANCELABLE:
         state = stripe.cancel(job.intent_id, job.claim.key)
     verdict = capture_verdict(state.status)
     if verdict is IntentVerdict.RELEASED:

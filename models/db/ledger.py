@@ -76,6 +76,15 @@ def ledger_totals_many(session: Session, orders: Sequence[Order]) -> dict[int, L
     return totals
 
 
+def paid_by_card(session: Session, order_id: int) -> int:
+    """What the order holds of Stripe's money, net of Stripe refunds (the most a refund takes:
+    money paid by other means is refunded by other means)."""
+    query = select(func.coalesce(func.sum(Payment.amount), 0)).where(
+        Payment.order_id == order_id, Payment.source == "stripe"
+    )
+    return int(session.scalar(query) or 0)
+
+
 def refresh(session: Session, order: Order) -> Refreshed:
     """Recompute and store the order's derived ledger figures (the order row must be locked)."""
     return refresh_many(session, [order])[order.id]
