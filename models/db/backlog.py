@@ -15,10 +15,12 @@ from models.db.base import UTCDateTime
 from models.db.commerce import BacklogSku, DeliveryNote, DeliveryNoteLine, Order, OrderLine
 from models.domain.backlog import check_lines_may_follow
 from models.domain.delivery import BacklogPiece, Take
-from models.domain.statuses import BacklogKind, ConfirmationStatus
+from models.domain.statuses import BacklogKind, ConfirmationStatus, FulfillmentStatus
 
 REGULAR, PAID = BacklogKind.REGULAR.value, BacklogKind.PAID.value
 EXPORT_CHUNK = 1000
+# Fulfillment statuses whose goods have left: nothing of the order is undelivered (I7).
+GOODS_GONE = frozenset({FulfillmentStatus.SHIPPED.value, FulfillmentStatus.FULFILLED.value})
 
 
 class OverDeliveryError(RuntimeError):
@@ -67,7 +69,9 @@ def ensure_regular_many(session: Session, orders: Sequence[Order], at: datetime)
     wanted = [
         o.id
         for o in orders
-        if o.confirmation_status == ConfirmationStatus.CONFIRMED.value and not o.lines_locked
+        if o.confirmation_status == ConfirmationStatus.CONFIRMED.value
+        and not o.lines_locked
+        and o.fulfillment_status not in GOODS_GONE
     ]
     if not wanted:
         return 0
@@ -82,6 +86,16 @@ def ensure_regular_many(session: Session, orders: Sequence[Order], at: datetime)
     )
     made = session.execute(insert(BacklogSku).from_select(BACKLOG_COLUMNS, source))
     return int(made.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_shipped(session: Session, order_ids: Sequence[int]) -> None:
+    """The goods left with a shipment: nothing of these orders' backlog is undelivered now."""
+    if order_ids:
+        session.execute(
+            update(BacklogSku)
+            .where(BacklogSku.order_id.in_(order_ids), BacklogSku.remaining > 0)
+            .values(remaining=0)
+        )
 
 
 def follow_lines(session: Session, order: Order, at: datetime) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from models.db.backlog import BACKLOG_COLUMNS, lines_as_backlog
+from models.db.backlog import BACKLOG_COLUMNS, GOODS_GONE, lines_as_backlog
 from models.db.commerce import BacklogSku, DeliveryNote, Order, OrderLine
 from models.db.sql import dialect_insert
 from models.domain.backlog import REFUNDED_STATUSES, EligibilityFacts, Unmet
@@ -56,6 +56,7 @@ def unmet_sql() -> dict[Unmet, ColumnElement[bool]]:
         ),
         Unmet.NOT_CONFIRMED: Order.confirmation_status != ConfirmationStatus.CONFIRMED.value,
         Unmet.CANCELLED: Order.fulfillment_status == FulfillmentStatus.CANCELLED.value,
+        Unmet.SHIPPED: Order.fulfillment_status.in_(sorted(GOODS_GONE)),
         Unmet.REFUNDED: Order.payment_status.in_([s.value for s in REFUNDED_STATUSES]),
         Unmet.ARCHIVED: Order.archived.is_(True),
         Unmet.PAID_BACKLOG_EXISTS: has_paid_backlog(),

@@ -24,6 +24,7 @@ class Unmet(StrEnum):
     NOT_PAID = "not_paid"  # payment status is not `paid`, or the net paid is below the total
     NOT_CONFIRMED = "not_confirmed"  # confirmation is not `confirmed`
     CANCELLED = "cancelled"  # fulfillment is `cancelled`
+    SHIPPED = "shipped"  # fulfillment is `shipped` or `fulfilled`: nothing is undelivered
     REFUNDED = "refunded"  # payment status is `refunded` or `partially_refunded`
     ARCHIVED = "archived"
     PAID_BACKLOG_EXISTS = "paid_backlog_exists"
@@ -58,6 +59,8 @@ def unmet_conditions(facts: EligibilityFacts) -> tuple[Unmet, ...]:
         Unmet.NOT_PAID: not_paid,
         Unmet.NOT_CONFIRMED: facts.confirmation_status != ConfirmationStatus.CONFIRMED,
         Unmet.CANCELLED: facts.fulfillment_status == FulfillmentStatus.CANCELLED,
+        Unmet.SHIPPED: facts.fulfillment_status
+        in (FulfillmentStatus.SHIPPED, FulfillmentStatus.FULFILLED),
         Unmet.REFUNDED: facts.payment_status in REFUNDED_STATUSES,
         Unmet.ARCHIVED: facts.archived,
         Unmet.PAID_BACKLOG_EXISTS: facts.has_paid_backlog,

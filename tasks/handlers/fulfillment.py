@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from models.db import stock
+from models.db import backlog, stock
 from models.db.commerce import Order
 from models.db.orders import record, record_many
 from models.db.uow import UnitOfWork
@@ -71,9 +71,11 @@ def _move(
 
 
 def _settle_reserved_stock(uow: UnitOfWork, order: Order, target: FulfillmentStatus) -> None:
-    """Stock held for the order leaves with the goods, or goes back when it is cancelled."""
-    if target is FulfillmentStatus.SHIPPED:
+    """Stock held for the order leaves with the goods (its backlog is delivered), or goes back
+    when it is cancelled."""
+    if target in (FulfillmentStatus.SHIPPED, FulfillmentStatus.FULFILLED):
         stock.ship_reserved(uow.session, order.id)
+        backlog.mark_shipped(uow.session, [order.id])
     elif target is FulfillmentStatus.CANCELLED:
         stock.release_reservations(uow.session, order.id)
 
@@ -84,10 +86,21 @@ def change_fulfillment(uow: UnitOfWork, message: DecodedMessage) -> None:
     assert isinstance(data, OrderFulfillmentChangedV1)
     order = require_order(uow, data.number)
     target = FulfillmentStatus(data.status.value)
+    before = order.fulfillment_status
     summary = move(uow, order, message, target, {"note": data.note},
                    notify_customer=data.notify_customer)  # fmt: skip
+    if _fulfilled_unshipped(order, before) and payments.is_card(order):
+        # Goods that reach the customer without a shipment message still pay: a card order
+        # never ends fulfilled with its hold uncaptured (I4).
+        summary += "; " + payments.request_capture(uow, order)
     record(uow.session, order, uow.clock(), "order.fulfillment_changed", summary,
            details={"note": data.note}, envelope_id=str(message.envelope.id))  # fmt: skip
+
+
+def _fulfilled_unshipped(order: Order, before: str) -> bool:
+    """Whether the order just became fulfilled without passing through shipped."""
+    done = (FulfillmentStatus.FULFILLED.value, FulfillmentStatus.SHIPPED.value)
+    return order.fulfillment_status == done[0] and before not in done
 
 
 def ship_order(uow: UnitOfWork, message: DecodedMessage) -> None:
@@ -129,8 +142,9 @@ def ship_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[str
         moves.append(moved)
         if moved.template is not None and data.notify_customer:
             emails.append((order, moved.template, str(message.envelope.id), extra))
-    stock.ship_reserved_many(uow.session, [found[n].id for n, m in zip(numbers, moves,
-                                                                      strict=True) if m.changed])
+    gone = [found[n].id for n, m in zip(numbers, moves, strict=True) if m.changed]
+    stock.ship_reserved_many(uow.session, gone)
+    backlog.mark_shipped(uow.session, gone)
     notify.stage_by_template(uow, emails)
     captures = iter(payments.request_captures(uow, cards, members))
     now, events = uow.clock(), []
