@@ -22,6 +22,21 @@ def find_order(session: Session, number: str, *, for_update: bool = False) -> Or
     return session.scalars(query).one_or_none()
 
 
+def descendants(session: Session, orders: Sequence[Order]) -> list[Order]:
+    """Every backorder split off these orders, at any depth, row-locked level by level (a
+    backorder's id is always above its parent's, so locks keep ascending)."""
+    found: list[Order] = []
+    level = [order.id for order in orders]
+    for _ in range(64):  # a family is a few levels deep; the bound guards against a cycle
+        if not level:
+            break
+        query = select(Order).where(Order.parent_id.in_(level)).order_by(Order.id)
+        children = list(session.scalars(query.with_for_update()))
+        found.extend(children)
+        level = [child.id for child in children]
+    return found
+
+
 def order_lines(session: Session, order_id: int) -> Sequence[OrderLine]:
     """An order's lines in position order."""
     query = select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.position)

@@ -45,3 +45,14 @@ def check_lines_may_change(
         raise PermanentError("lines_frozen", f"the order is {fulfillment.value}")
     if archived:
         raise PermanentError("order_archived", "archived orders take no changes")
+
+
+def check_billable(*, total: int, invoiced: int, more: int = 0) -> None:
+    """Refuse when invoices would exceed what the order owes, its total (SPEC 1.4, I5)."""
+    if invoiced + more > total:
+        raise PermanentError(
+            "invoice_exceeds_owed",
+            f"the order owes {total}; invoiced {invoiced}"
+            + (f", and {more} more" if more else "")
+            + " would exceed it",
+        )

@@ -14,7 +14,7 @@ from models.db.orders import order_lines, record, replace_lines
 from models.db.uow import UnitOfWork
 from models.domain.backorders import BACKORDER_SUFFIX, backorder_number, plan_split
 from models.domain.fulfillment import check_transition
-from models.domain.orders import LineSpec, check_lines_may_change, order_total
+from models.domain.orders import LineSpec, check_billable, check_lines_may_change, order_total
 from models.domain.statuses import FulfillmentStatus
 from tasks import notify
 from tasks.handlers.base import require_order
@@ -41,6 +41,7 @@ def split_order(uow: UnitOfWork, message: DecodedMessage) -> str:
     free = stock.available(session, {line.sku for line in lines})
     held = stock.held_by(session, order.id)  # an order split again may use its own stock
     plan = plan_split(lines, {sku: free[sku] + held.get(sku, 0) for sku in free})
+    check_billable(total=order_total(plan.keep), invoiced=order.invoiced)
     stock.release_reservations(session, order.id)
     stock.reserve(session, order.id, plan.reserve(), now)
     backorder = _create_backorder(session, order, list(plan.move), now)

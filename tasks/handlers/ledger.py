@@ -8,6 +8,7 @@ from models.db.orders import record
 from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
 from models.domain.notifications import payment_template
+from models.domain.orders import check_billable
 from tasks import notify
 from tasks.handlers.base import require_order
 from tasks.messages.catalogue import DecodedMessage
@@ -42,6 +43,7 @@ def issue_invoice(uow: UnitOfWork, message: DecodedMessage) -> None:
     assert isinstance(data, InvoiceIssuedV1)
     order = require_order(uow, data.number)
     _check_currency(order, data.currency)
+    check_billable(total=order.total, invoiced=order.invoiced, more=data.amount)
     now = uow.clock()
     uow.session.add(
         Invoice(

@@ -7,12 +7,14 @@ from typing import Any
 
 from models.db import backlog
 from models.db.commerce import Order
-from models.db.orders import record, record_many, replace_lines
+from models.db.ledger import refresh
+from models.db.orders import descendants, record, record_many, replace_lines
 from models.db.uow import UnitOfWork
 from models.domain.backlog import check_lines_may_follow
 from models.domain.confirmation import advance
 from models.domain.notifications import ORDER_CONFIRMED
 from models.domain.orders import (
+    check_billable,
     check_lines_may_change,
     order_total,
 )
@@ -37,6 +39,7 @@ def _advance(uow: UnitOfWork, message: DecodedMessage, reported: ConfirmationSta
         notify.stage(uow, order, ORDER_CONFIRMED, str(message.envelope.id))
     # A confirmed order's lines become its regular backlog (once; SPEC 1.1).
     backlog.ensure_regular(uow.session, order, uow.clock())
+    _follow_family(uow, [order])
 
 
 def _advance_many(
@@ -57,7 +60,30 @@ def _advance_many(
     record_many(uow.session, events)
     notify.stage_each(uow, confirmed, ORDER_CONFIRMED)
     backlog.ensure_regular_many(uow.session, list(found.values()), uow.clock())
+    _follow_family(uow, list(found.values()))
     return []
+
+
+def _follow_family(uow: UnitOfWork, orders: Sequence[Order]) -> None:
+    """Backorders are confirmed with the order they were split off: the manufacturer confirms
+    the original order only, and a card backorder must become eligible for paid backlog."""
+    by_id = {order.id: order for order in orders}
+    followers = []
+    for child in descendants(uow.session, orders):
+        by_id[child.id] = child
+        parent = by_id.get(child.parent_id or 0)
+        if parent is None:
+            continue
+        before = ConfirmationStatus(child.confirmation_status)
+        after = advance(before, ConfirmationStatus(parent.confirmation_status))
+        if after is before:
+            continue
+        child.confirmation_status = after.value
+        if after is ConfirmationStatus.CONFIRMED and child.confirmed_at is None:
+            child.confirmed_at = parent.confirmed_at
+        child.updated_at = uow.clock()
+        followers.append(child)
+    backlog.ensure_regular_many(uow.session, followers, uow.clock())
 
 
 def _progress_data(message: DecodedMessage) -> OrderAcceptedV1 | OrderConfirmedV1:
@@ -121,10 +147,13 @@ def change_lines(uow: UnitOfWork, message: DecodedMessage) -> None:
     )
     check_lines_may_follow(has_delivery_note=backlog.has_delivery_note(uow.session, order.id))
     lines = line_specs(data.lines)
+    check_billable(total=order_total(lines), invoiced=order.invoiced)
     replace_lines(uow.session, order.id, lines)
     before, order.total = order.total, order_total(lines)
     order.updated_at = uow.clock()
     backlog.follow_lines(uow.session, order, order.updated_at)
+    # Before invoicing the amount due is the total: the payment status follows it (I8).
+    refresh(uow.session, order)
     record(
         uow.session,
         order,
