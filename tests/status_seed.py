@@ -46,6 +46,13 @@ def orders(db: Database, now: datetime, card: dict[str, timedelta], on_account: 
         session.execute(update(OutboxJob).values(status="done", done_at=now))
 
 
+def capture_failed(db: Database, number: str, reason: str, at: datetime) -> None:
+    """The order's family capture failed at `at` for `reason`, and nobody has acted yet."""
+    with db.sessions() as session, session.begin():
+        session.execute(update(Order).where(Order.number == number)
+                        .values(capture_failure=reason, updated_at=at))  # fmt: skip
+
+
 def overdue(db: Database, now: datetime, numbers: list[str]) -> None:
     """Make these orders' deadlines two hours past and let the scan mark them."""
     with db.sessions() as session, session.begin():

@@ -21,6 +21,8 @@ def print_order(console: Console, details: dict[str, Any]) -> None:
         f"invoiced {details['invoiced']}  paid {details['paid']}"
         f"  outstanding {details['outstanding_balance']}"
     )
+    if details.get("capture_failure"):
+        console.print(f"[bold red]capture failed[/]: {details['capture_failure']}")
     lines = Table("sku", "qty", "unit price", "insert", title="lines")
     for line in details["lines"]:
         lines.add_row(

@@ -89,6 +89,31 @@ def count_open_operations(session: Session, before: datetime) -> int:
     return int(session.scalar(query) or 0)
 
 
+class FailedCapture(NamedTuple):
+    """An order family whose capture failed, waiting for someone to act."""
+
+    number: str
+    reason: str
+    since: datetime
+
+
+def failed_captures(session: Session, limit: int) -> list[FailedCapture]:
+    """Orders holding a failed capture, oldest change first."""
+    query = (
+        select(Order.number, Order.capture_failure, Order.updated_at)
+        .where(Order.capture_failure.is_not(None))
+        .order_by(Order.updated_at, Order.id)
+        .limit(limit)
+    )
+    return [FailedCapture(n, str(r), at) for n, r, at in session.execute(query)]
+
+
+def count_failed_captures(session: Session) -> int:
+    """How many orders hold a failed capture."""
+    query = select(func.count()).where(Order.capture_failure.is_not(None))
+    return int(session.scalar(query) or 0)
+
+
 def expiring_holds(session: Session, until: datetime, limit: int) -> list[ExpiringHold]:
     """Held card holds lapsing before `until`, soonest first."""
     query = (

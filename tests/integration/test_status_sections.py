@@ -39,6 +39,7 @@ def world(db_url: str, redis_server: RedisServer) -> Settings:
     seed.operation(db, "H2", "capture", "unclear", NOW - 40 * M)
     seed.operation(db, "H3", "cancel", "pending", NOW - M)
     seed.operation(db, "H2", "refund", "done", NOW - 60 * M)
+    seed.capture_failed(db, "A2", "card_declined: x", NOW - 3 * M)
     seed.outbox_jobs(db, NOW - 30 * M, 2)
     seed.outbox_jobs(db, NOW - M, 1)
     seed.outbox_jobs(db, NOW - 120 * M, 1, status="failed")
@@ -88,7 +89,10 @@ def test_database_sections_show_exact_counts_ages_and_orders(world: Settings) ->
          "created_at": _at(-40 * M), "age_s": 2400.0,
          "last_error": "timeout: no answer from Stripe"},
         {"number": "H1", "kind": "capture", "status": "pending", "attempts": 0,
-         "created_at": _at(-20 * M), "age_s": 1200.0, "last_error": None}]}  # fmt: skip
+         "created_at": _at(-20 * M), "age_s": 1200.0, "last_error": None}],
+        "failed": 1,
+        "failed_orders": [{"number": "A2", "since": _at(-3 * M), "reason": "card_declined: x"}],
+    }  # fmt: skip
     assert report["outbox"] == {"pending": 3, "by_job": {"system.probe": 3},
                                 "oldest_created_at": _at(-30 * M), "oldest_age_s": 1800.0,
                                 "stuck_after_minutes": 15.0, "stuck": 2, "failed": 1}  # fmt: skip
@@ -161,6 +165,7 @@ def test_every_attention_reason_of_the_seeded_desk_and_exit_code_1(world: Settin
          "detail": "held: not_json 2, signature_invalid 1"},
         {"reason": "payment_stuck", "count": 2,
          "detail": "2 Stripe operations unsettled for over 15 min"},
+        {"reason": "capture_failed", "count": 1, "detail": "1 failed: A2"},
         {"reason": "hold_expiring", "count": 2, "detail": "2 card holds lapse within 24 h"},
         {"reason": "outbox_stuck", "count": 2, "detail": "2 jobs pending for over 15 min"},
         {"reason": "scheduler_stale", "count": 2,

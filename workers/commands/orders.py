@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, aliased
 from models.db import notifications
 from models.db.commerce import Order, Payment
 from models.db.orders import find_order, order_lines, timeline
+from models.domain.backorders import BACKORDER_SUFFIX
 from workers.commands import backorders
 
 ORDER_COLUMNS = (
@@ -85,6 +86,10 @@ def order_details(session: Session, number: str) -> dict[str, Any] | None:
     details = order_row(order, parent.number if parent else None)
     details["placed_at"] = _iso(order.placed_at)
     details.update(_deadline(order))
+    details["hold_state"] = order.hold_state
+    # The root of a family keeps why its capture failed, until someone acts.
+    root = find_order(session, order.number.split(BACKORDER_SUFFIX, 1)[0]) or order
+    details["capture_failure"] = root.capture_failure
     details["lines"] = [
         {"sku": x.sku, "quantity": x.quantity, "unit_price": x.unit_price, "is_insert": x.is_insert}
         for x in order_lines(session, order.id)

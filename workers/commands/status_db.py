@@ -24,7 +24,7 @@ def quarantine(session: Session, now: datetime, options: StatusOptions) -> dict[
 
 def captures(session: Session, now: datetime, options: StatusOptions) -> dict[str, Any]:
     """Stripe operations (capture, cancel, refund) not settled yet: counts per kind and status,
-    and the ones open longer than `stuck` with their last error."""
+    the ones open longer than `stuck` with their last error, and the failed captures."""
     before = now - options.stuck
     counts = [{"kind": c.kind, "status": c.status, "count": c.open,
                "oldest_created_at": iso(c.oldest_created_at)}
@@ -35,11 +35,15 @@ def captures(session: Session, now: datetime, options: StatusOptions) -> dict[st
          "last_error": o.last_error}
         for o in q.open_operations(session, before, options.limit)
     ]  # fmt: skip
+    failed = [{"number": c.number, "reason": c.reason, "since": iso(c.since)}
+              for c in q.failed_captures(session, options.limit)]  # fmt: skip
     return {
         "stuck_after_minutes": options.stuck.total_seconds() / 60,
         "unsettled": counts,
         "stuck": q.count_open_operations(session, before),
         "oldest_stuck": stuck,
+        "failed": q.count_failed_captures(session),
+        "failed_orders": failed,
     }
 
 

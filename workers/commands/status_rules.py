@@ -41,6 +41,13 @@ def payment_stuck(report: Report) -> dict[str, Any] | None:
     return _item("payment_stuck", section["stuck"], detail)
 
 
+def capture_failed(report: Report) -> dict[str, Any] | None:
+    """Orders whose capture failed, until the desk acts (a new capture, or the hold released)."""
+    section = report["captures"]
+    numbers = ", ".join(o["number"] for o in section["failed_orders"])
+    return _item("capture_failed", section["failed"], f"{section['failed']} failed: {numbers}")
+
+
 def hold_expiring(report: Report) -> dict[str, Any] | None:
     """Uncaptured card holds lapsing within the warning window."""
     section = report["holds"]
@@ -82,16 +89,17 @@ def queue_waiting(report: Report) -> dict[str, Any] | None:
     return _item("queue_waiting", len(late), detail)
 
 
-RULES: dict[str, Rule] = {
-    "confirmations": confirmation_overdue,
-    "quarantine": quarantine_held,
-    "captures": payment_stuck,
-    "holds": hold_expiring,
-    "outbox": outbox_stuck,
-    "scheduler": scheduler_stale,
-    "ingress": ingress_lagging,
-    "queues": queue_waiting,
-}
+RULES: list[tuple[str, Rule]] = [
+    ("confirmations", confirmation_overdue),
+    ("quarantine", quarantine_held),
+    ("captures", payment_stuck),
+    ("captures", capture_failed),
+    ("holds", hold_expiring),
+    ("outbox", outbox_stuck),
+    ("scheduler", scheduler_stale),
+    ("ingress", ingress_lagging),
+    ("queues", queue_waiting),
+]
 
 
 def attention(report: Report, unknown: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -100,7 +108,7 @@ def attention(report: Report, unknown: list[dict[str, str]]) -> list[dict[str, A
     items: list[dict[str, Any]] = [
         {"reason": f"{u['source']}_unreachable", "count": 1, "detail": u["reason"]} for u in unknown
     ]
-    for section, rule in RULES.items():
+    for section, rule in RULES:
         if report.get(section) is not None:
             item = rule(report)
             if item is not None:

@@ -81,6 +81,8 @@ def _captures(console: Console, section: dict[str, Any]) -> None:
         console.print(f"  stuck: {o['kind']} of {o['number']} {o['status']} since "
                       f"{o['created_at']}, {o['attempts']} attempts: "
                       f"{o['last_error'] or ''}")  # fmt: skip
+    for o in section["failed_orders"]:
+        console.print(f"  capture failed: {o['number']} since {o['since']}: {o['reason']}")
 
 
 def _holds(console: Console, section: dict[str, Any]) -> None:
