@@ -12,6 +12,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
+from models.domain.calendar_settings import (
+    CalendarSettingError,
+    check_cutoff_hour,
+    check_holiday_calendar,
+    check_time_zone,
+)
+
 # The rule in full (docs/decisions.md). A business day is a calendar day in the manufacturer's
 # zone that is not a weekend day, a public holiday of its country/subdivision (the `holidays`
 # package) or a closure day. It runs from its first instant (local midnight) to its close, the
@@ -60,22 +67,15 @@ class BusinessCalendar:
         return min(_DEFAULT_OPEN_HOUR, self.cutoff_hour - 1)
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad setting."""
-        _zone(self.timezone)
-        if not 1 <= self.cutoff_hour <= 23:
-            raise ValueError(f"cutoff_hour must be 1-23, got {self.cutoff_hour}")
+        """Raise CalendarSettingError (a ValueError) naming the first bad setting."""
+        check_time_zone(self.timezone)
+        check_cutoff_hour(self.cutoff_hour)
         if not 0 <= self.opening_hour < self.cutoff_hour:
-            raise ValueError(
-                f"open_hour must be 0-{self.cutoff_hour - 1} (before the cut-off), "
-                f"got {self.opening_hour}"
-            )
+            rule = f"must be 0-{self.cutoff_hour - 1} (before the cut-off)"
+            raise CalendarSettingError("open_hour", rule)
         if not self.weekend_days <= frozenset(range(7)) or len(self.weekend_days) == 7:
-            days = sorted(self.weekend_days)
-            raise ValueError(f"weekend_days must be a proper subset of 0-6, got {days}")
-        if self.holiday_subdivision is not None and self.holiday_country is None:
-            raise ValueError(f"holiday subdivision {self.holiday_subdivision!r} needs a country")
-        if self.holiday_country is not None:
-            _holiday_dates(self.holiday_country, self.holiday_subdivision, 2000)
+            raise CalendarSettingError("weekend_days", "must be a proper subset of 0-6")
+        check_holiday_calendar(self.holiday_country, self.holiday_subdivision)
 
     def is_business_day(self, day: date) -> bool:
         """Not a weekend day, public holiday or closure day."""

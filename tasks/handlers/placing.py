@@ -5,6 +5,7 @@ Both paths build the same rows with the same functions; the bulk path only batch
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from models.db.machinery import TimelineEvent
 from models.db.sql import table_of, upsert_many
 from models.db.uow import UnitOfWork
 from models.domain.calendar import BusinessCalendar, confirmation_deadline, reminder_time
+from models.domain.calendar_settings import CalendarSettingError
 from models.domain.deadlines import DEFAULT_REMINDER_SHARE
 from models.domain.errors import PermanentError
 from models.domain.ledger import payment_status, totals
@@ -26,10 +28,13 @@ from tasks.handlers.base import Awaiting
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.orders import OrderLineV1, OrderPlacedV1
 
+log = logging.getLogger("orderflow.ingress")
+
 
 def calendar_of(manufacturer: Manufacturer) -> BusinessCalendar:
-    """The manufacturer's business calendar as the domain sees it."""
-    return BusinessCalendar(
+    """The manufacturer's business calendar as the domain sees it; PermanentError
+    `manufacturer_invalid`, naming the setting, if a stored one cannot be used."""
+    calendar = BusinessCalendar(
         timezone=manufacturer.timezone,
         weekend_days=frozenset(manufacturer.weekend_days),
         holiday_country=manufacturer.holiday_country,
@@ -37,6 +42,14 @@ def calendar_of(manufacturer: Manufacturer) -> BusinessCalendar:
         closure_days=frozenset(date.fromisoformat(d) for d in manufacturer.closure_days),
         cutoff_hour=manufacturer.cutoff_hour,
     )
+    try:
+        # Rows stored before manufacturer.upserted checked these would otherwise fail deep in
+        # the deadline arithmetic, or give deadlines at midnight (cut-off hour 0).
+        calendar.validate()
+    except CalendarSettingError as error:
+        detail = f"manufacturer {manufacturer.id} has a bad setting, {error}"
+        raise PermanentError("manufacturer_invalid", detail) from error
+    return calendar
 
 
 def _data(message: DecodedMessage) -> OrderPlacedV1:
@@ -196,14 +209,21 @@ def place_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[st
 
 
 def warm_calendars(uow: UnitOfWork, around: date) -> int:
-    """Load the holiday calendars of every manufacturer for the years around `around`.
+    """Load the holiday calendars of every usable manufacturer for the years around `around`,
+    and count them.
 
     Building a country's calendar the first time costs about half a second; a worker pays it
     at start-up instead of inside the first batch of orders.
     """
-    makers = uow.session.scalars(select(Manufacturer)).all()
-    for maker in makers:
-        calendar = calendar_of(maker)
+    warmed = 0
+    for maker in uow.session.scalars(select(Manufacturer)).all():
+        try:
+            calendar = calendar_of(maker)
+        except PermanentError as error:
+            # Its orders are refused with this reason; the worker must still start.
+            log.warning("calendar not loaded: %s", error.detail)
+            continue
         for year in (around.year - 1, around.year, around.year + 1):
             calendar.is_business_day(date(year, 6, 1))
-    return len(makers)
+        warmed += 1
+    return warmed

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from models.domain.calendar_settings import FIRST_CUTOFF_HOUR, LAST_CUTOFF_HOUR
 from tasks.messages.envelope import NO_SPACE_PATTERN
 
 # Keeps order totals inside a signed 64-bit column and every integer JSON-safe (< 2**53).
@@ -124,7 +125,7 @@ WebhookUrl = Annotated[
     str, _bounded(2048, NO_SPACE_PATTERN, min_length=8), AfterValidator(_check_webhook_url)
 ]
 PaymentIntentId = Annotated[str, _bounded(255, r"^pi_[A-Za-z0-9_]+$", min_length=4)]
-HourOfDay = Annotated[int, Field(strict=True, ge=0, le=23)]
+CutoffHour = Annotated[int, Field(strict=True, ge=FIRST_CUTOFF_HOUR, le=LAST_CUTOFF_HOUR)]
 
 NOTE_FIELD = Field(default=None, description="Free text, included in the customer's email.")
 NOTIFY_FIELD = Field(default=True, description="Email the customer about the change.")

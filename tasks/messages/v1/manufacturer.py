@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
+from models.domain.calendar_settings import (
+    CalendarSettingError,
+    check_holiday_country,
+    subdivision_code,
+)
 from tasks.messages.v1.common import (
     CountryCode,
+    CutoffHour,
     Email,
     ExternalId,
-    HourOfDay,
     MessageData,
     Name,
     Subdivision,
     TimeZoneName,
     WebhookUrl,
 )
+
+# The width of the manufacturers.holiday_subdivision column; of the holidays package's codes,
+# only BR's `São Paulo Capital` is longer (aliases are stored as their codes).
+SUBDIVISION_MAX_CHARS = 16
 
 
 class ManufacturerUpsertedV1(MessageData):
@@ -51,13 +60,17 @@ class ManufacturerUpsertedV1(MessageData):
     )
     timezone: TimeZoneName = Field(description="IANA time zone, e.g. `Europe/Berlin`.")
     holiday_country: CountryCode = Field(
-        description="ISO 3166-1 alpha-2 country of the holiday calendar (`holidays` package)."
+        description="ISO 3166-1 alpha-2 country of the holiday calendar; the `holidays` package "
+        "must have a calendar for it."
     )
     holiday_subdivision: Subdivision | None = Field(
-        default=None, description="Subdivision code of the holiday calendar, e.g. `BY`."
+        default=None,
+        description="Subdivision of the holiday calendar: a current code the `holidays` package "
+        "has for that country (e.g. `BY`), or an alias of one (e.g. `England`, stored as `ENG`).",
     )
-    cutoff_hour: HourOfDay = Field(
-        description="Local hour (0-23) from which an order counts from the next business day."
+    cutoff_hour: CutoffHour = Field(
+        description="Local hour (1-23) at which the business day closes: an order placed at or "
+        "after it counts from the next business day."
     )
     notify_email: Email | None = Field(
         default=None, description="Where order confirmation failure messages are emailed."
@@ -66,3 +79,27 @@ class ManufacturerUpsertedV1(MessageData):
         default=None,
         description="http(s) URL that receives signed POSTs; no credentials in the URL.",
     )
+
+    @field_validator("holiday_country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        try:
+            check_holiday_country(value)
+        except CalendarSettingError as error:
+            # The rule only: pydantic's location already names the field.
+            raise ValueError(error.rule) from None
+        return value
+
+    @field_validator("holiday_subdivision")
+    @classmethod
+    def _known_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("holiday_country")
+        if value is None or country is None:
+            return value  # a bad country is reported on its own field
+        try:
+            code = subdivision_code(country, value)
+        except CalendarSettingError as error:
+            raise ValueError(error.rule) from None
+        if len(code) > SUBDIVISION_MAX_CHARS:
+            raise ValueError(f"codes longer than {SUBDIVISION_MAX_CHARS} characters are not stored")
+        return code
