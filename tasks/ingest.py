@@ -28,7 +28,7 @@ from models.db.orders import find_order
 from models.db.sql import insert_many_ignore
 from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
-from tasks import log_context, refusals
+from tasks import intake_locks, log_context, refusals
 from tasks.handlers.base import Awaiting
 from tasks.handlers.registry import BULK_HANDLERS, HANDLERS
 from tasks.messages.catalogue import (
@@ -86,7 +86,10 @@ def ingest_batch(
     applied set-based, in a fixed number of statements; a run the bulk handler declines goes
     one by one. `timings`, when given, receives how long each run took.
     """
-    admitted = [_admit(uow, body, policy) for body in bodies]
+    checked = [_check(body, policy) for body in bodies]
+    # Every lock the batch needs, in the global order, before the first write.
+    intake_locks.lock_batch(uow, [c for c in checked if isinstance(c, DecodedMessage)], bodies)
+    admitted = [_admit(uow, body, c) for body, c in zip(bodies, checked, strict=True)]
     outcomes: list[Outcome] = []
     created: list[str] = []
     index = 0
@@ -112,7 +115,9 @@ def ingest_batch(
 
 def ingest_one(uow: UnitOfWork, body: bytes, policy: IngestPolicy) -> Outcome:
     """Apply one envelope, or quarantine/park it with its reason."""
-    admitted = _admit(uow, body, policy)
+    checked = _check(body, policy)
+    intake_locks.lock_batch(uow, [checked] if isinstance(checked, DecodedMessage) else [], [body])
+    admitted = _admit(uow, body, checked)
     if isinstance(admitted, Outcome):
         return admitted
     created: list[str] = []
@@ -121,19 +126,35 @@ def ingest_one(uow: UnitOfWork, body: bytes, policy: IngestPolicy) -> Outcome:
     return outcome
 
 
-def _admit(uow: UnitOfWork, body: bytes, policy: IngestPolicy) -> Outcome | Admitted:
-    """Decode and authenticate; a refusal is quarantined at once."""
+@dataclass(frozen=True)
+class _Refused:
+    """Why a body is not admitted, and its message when it decoded."""
+
+    reason: str
+    detail: str
+    message: DecodedMessage | None = None
+
+
+def _check(body: bytes, policy: IngestPolicy) -> DecodedMessage | _Refused:
+    """Decode and authenticate, without touching the database."""
     try:
         message = decode(body, policy.max_bytes)
     except RejectedMessage as rejected:
-        return _quarantine(uow, body, rejected.reason_code.value, rejected.detail)
+        return _Refused(rejected.reason_code.value, rejected.detail)
     try:
         authenticate(message, policy.keys, policy.signed_types | MONEY_MOVING_TYPES)
     except RejectedMessage as rejected:
-        identity = (str(message.envelope.id), message.envelope.type)
-        reason = rejected.reason_code.value
-        return _quarantine(uow, body, reason, rejected.detail, identity, message=message)
-    return (message, body)
+        return _Refused(rejected.reason_code.value, rejected.detail, message)
+    return message
+
+
+def _admit(uow: UnitOfWork, body: bytes, checked: DecodedMessage | _Refused) -> Outcome | Admitted:
+    """An admitted message, or its refusal quarantined at once."""
+    if isinstance(checked, DecodedMessage):
+        return (checked, body)
+    message = checked.message
+    identity = (str(message.envelope.id), message.envelope.type) if message else None
+    return _quarantine(uow, body, checked.reason, checked.detail, identity, message=message)
 
 
 def _bulk_run(admitted: Sequence[Outcome | Admitted], start: int) -> list[Admitted]:
@@ -282,12 +303,19 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
     while pending:
         released = pending.pop(0)
         uow.parked_for.discard(released)  # what this batch parked for it goes with the rest
-        for parked in intake.take_parked(uow.session, released):
-            try:
-                message = decode(parked.body, max(policy.max_bytes, len(parked.body)))
-            except RejectedMessage as rejected:  # e.g. its version was retired while it waited
-                intake.unpark_to_quarantine(uow.session, parked, reason=rejected.reason_code.value,
-                                            detail=rejected.detail, at=uow.clock())  # fmt: skip
+        # Only tried, never waited for: these locks come after the batch's (see intake_locks).
+        if not intake_locks.try_lock(uow, [], keys=[intake_locks.awaited_key(released)]):
+            continue  # another transaction is at it: the resolver tries again
+        rows = intake.take_parked(uow.session, released)
+        for index, parked in enumerate(rows):
+            message = _decode_parked(parked.body, policy)
+            decoded = [message] if isinstance(message, DecodedMessage) else []
+            if not intake_locks.try_lock(uow, decoded, bodies=[parked.body]):
+                intake.repark(uow.session, rows[index:])  # busy: in order, for the resolver
+                break
+            if isinstance(message, RejectedMessage):  # e.g. its version was retired meanwhile
+                intake.unpark_to_quarantine(uow.session, parked, reason=message.reason_code.value,
+                                            detail=message.detail, at=uow.clock())  # fmt: skip
                 continue
             savepoint = uow.savepoint()
             try:
@@ -306,6 +334,13 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
                 continue
             if created is not None:
                 pending.append(created)
+
+
+def _decode_parked(body: bytes, policy: IngestPolicy) -> DecodedMessage | RejectedMessage:
+    try:
+        return decode(body, max(policy.max_bytes, len(body)))
+    except RejectedMessage as rejected:
+        return rejected
 
 
 def _apply_released(uow: UnitOfWork, message: DecodedMessage, envelope_id: str) -> str | None:

@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 import redis
@@ -24,6 +25,9 @@ from tasks.ingest import (
     resolve_parked,
 )
 from workers import metrics, streams
+from workers.ingress_liveness import Heartbeat, take_over
+from workers.ingress_retry import BatchRetry, diagnose
+from workers.logs import scrub_text
 from workers.runtime import Runtime
 from workers.settings import Settings
 
@@ -63,9 +67,20 @@ class IngressConsumer(threading.Thread):
         self.batch = rt.settings.ingress_batch
         self.claim_idle_ms = int(rt.settings.ingress_claim_idle_s * 1000)
         self.applied = 0
+        self.retry = BatchRetry(self.consumer, stop)
 
     def run(self) -> None:
         """Loop until stopped; Redis or database trouble pauses, it never ends the loop."""
+        heartbeat = Heartbeat(self.rt.redis_url, self.consumer, self.claim_idle_ms, self)
+        heartbeat.start()
+        try:
+            self._loop()
+        finally:
+            heartbeat.stop_event.set()
+            heartbeat.join(5)
+            self.client.close()
+
+    def _loop(self) -> None:
         next_claim = next_resolve = 0.0
         while not self.stop_event.is_set():
             try:
@@ -79,15 +94,20 @@ class IngressConsumer(threading.Thread):
                 entries = streams.read_new(self.client, self.consumer, self.batch, BLOCK_MS)
                 if entries:
                     self.apply([(entry, 1) for entry in entries])
-            except (redis.RedisError, SQLAlchemyError, OSError) as error:
-                log.warning("ingress paused: %s", type(error).__name__)
+            except SQLAlchemyError as error:  # resolving parked messages: tried again soon
+                trouble = diagnose(error)
+                log.warning("ingress paused: %s (%s, SQLSTATE %s): %s", trouble.reason,
+                            trouble.error_class, trouble.sqlstate or "-", trouble.message,
+                            extra={"reason": trouble.reason})  # fmt: skip
+                self.stop_event.wait(ERROR_PAUSE_S)
+            except (redis.RedisError, OSError) as error:
+                log.warning("ingress paused: %s: %s", type(error).__name__, scrub_text(str(error)))
                 next_claim = 0.0
                 self.stop_event.wait(ERROR_PAUSE_S)
             except Exception:  # a bug must not silently end this consumer
                 log.exception("ingress batch failed; its entries will be delivered again")
                 next_claim = 0.0
                 self.stop_event.wait(ERROR_PAUSE_S)
-        self.client.close()
 
     def _resolve(self) -> None:
         with self.rt.new_uow() as uow:
@@ -95,12 +115,15 @@ class IngressConsumer(threading.Thread):
                 uow.commit()
 
     def _claim(self) -> None:
-        claimed = streams.claim_stale(self.client, self.consumer, self.claim_idle_ms, self.batch)
+        claimed = take_over(self.client, self.consumer, self.claim_idle_ms, self.batch)
         if claimed:
-            log.info("took over %d ingress entries from dead consumers", len(claimed))
             self.apply(claimed)
 
     def apply(self, entries: list[tuple[streams.Entry, int]]) -> list[Outcome]:
+        """Apply a batch, through transient database trouble (see `ingress_retry`)."""
+        return self.retry.apply(entries, self._apply_once)
+
+    def _apply_once(self, entries: Sequence[tuple[streams.Entry, int]]) -> list[Outcome]:
         """Apply a batch in one transaction, then acknowledge it."""
         started = time.perf_counter()
         limit = self.rt.settings.ingress_max_deliveries

@@ -20,6 +20,8 @@ LogFormat = Literal["auto", "json", "console"]
 FORMAT_ENV = "ORDERFLOW_LOG_FORMAT"
 # user:password@ in any URL-like text: the password part is replaced.
 _URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*):[^/\s@]+@")
+# password=... in connection strings (libpq keyword/value form).
+_PASSWORD_SETTING = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
 # LogRecord attributes some libraries add that are not worth a field (uvicorn's ANSI copy).
 _DROPPED_EXTRAS = ("color_message",)
 
@@ -56,8 +58,13 @@ def scrub_secrets(
     """Cut passwords out of URLs in any text field (tracebacks included), should one slip in."""
     for key, value in event.items():
         if isinstance(value, str) and "@" in value:
-            event[key] = _URL_PASSWORD.sub(r"\1:***@", value)
+            event[key] = scrub_text(value)
     return event
+
+
+def scrub_text(text: str) -> str:
+    """`text` with the passwords of URLs (`user:password@`) and of `password=...` cut out."""
+    return _PASSWORD_SETTING.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
 
 
 def resolve_format(log_format: str | None, stream: TextIO) -> Literal["json", "console"]:

@@ -39,6 +39,12 @@ HANDLER_SECONDS = Histogram(
     ["type"],
     buckets=HANDLER_BUCKETS,
 )
+INGRESS_RETRIES = Counter(
+    "orderflow_ingress_retries",
+    "Ingress batch attempts that failed with database trouble and are applied again, by reason "
+    "(deadlock|serialization|lock_timeout|connection|restart|database).",
+    ["reason"],
+)
 INGRESS_BATCH_SECONDS = Histogram(
     "orderflow_ingress_batch_seconds",
     "Seconds per ingress batch: decode, apply, commit and acknowledge.",
@@ -150,6 +156,11 @@ def record_ingress_batch(outcomes: Sequence[Outcome], timings: Timings, seconds:
     for type_, envelopes, spent in timings:
         _handler_child(type_).observe(spent / envelopes)
     INGRESS_BATCH_SECONDS.observe(seconds)
+
+
+def record_ingress_retry(reason: str) -> None:
+    """One ingress batch attempt that failed with database trouble (`reason` is a fixed word)."""
+    INGRESS_RETRIES.labels(reason).inc()
 
 
 def record_job(job: str | None, outcome: str, seconds: float) -> None:

@@ -59,21 +59,46 @@ def read_new(client: redis.Redis, consumer: str, count: int, block_ms: int) -> l
     return _entries(reply[0][1]) if reply else []
 
 
-def claim_stale(
-    client: redis.Redis, consumer: str, idle_ms: int, count: int
+# Take over one consumer's idle entries and nobody else's: XAUTOCLAIM from each entry's own id
+# claims exactly that entry (it is pending and idle, checked in the same atomic script); an
+# entry gone from the stream is only acknowledged. Returns [id, fields, deliveries] each.
+_CLAIM_FROM = """
+local claimed = {}
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[4], '-', '+',
+                          ARGV[5], ARGV[3])
+for _, entry in ipairs(pending) do
+  if #redis.call('XRANGE', KEYS[1], entry[1], entry[1]) == 0 then
+    redis.call('XACK', KEYS[1], ARGV[1], entry[1])
+  else
+    local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], entry[1], 'COUNT', 1)
+    local got = reply[2][1]
+    if got then table.insert(claimed, {got[1], got[2], entry[4] + 1}) end
+  end
+end
+return claimed
+"""
+
+
+def owners(client: redis.Redis) -> dict[str, int]:
+    """The consumers holding unacknowledged ingress entries, with how many each."""
+    summary: Any = client.xpending(INGRESS_STREAM, INGRESS_GROUP)
+    return {_text(c["name"]): int(c["pending"]) for c in summary.get("consumers") or []}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def claim_from(
+    client: redis.Redis, consumer: str, owner: str, idle_ms: int, count: int
 ) -> list[tuple[Entry, int]]:
-    """Take over entries held longer than `idle_ms` (their consumer died), with delivery counts."""
-    reply: Any = client.xautoclaim(
-        INGRESS_STREAM, INGRESS_GROUP, consumer, min_idle_time=idle_ms, start_id="0-0", count=count
-    )
-    entries = _entries(reply[1])
-    claimed = []
-    for entry in entries:
-        pending = client.xpending_range(
-            INGRESS_STREAM, INGRESS_GROUP, min=entry.entry_id, max=entry.entry_id, count=1
-        )
-        deliveries = int(pending[0]["times_delivered"]) if pending else 1
-        claimed.append((entry, deliveries))
+    """Take over up to `count` of `owner`'s entries idle for `idle_ms`, with delivery counts."""
+    args = (INGRESS_GROUP, consumer, owner, idle_ms, count)
+    reply: Any = client.eval(_CLAIM_FROM, 1, INGRESS_STREAM, *args)
+    claimed: list[tuple[Entry, int]] = []
+    for entry_id, flat, deliveries in reply:
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        claimed.extend((entry, int(deliveries)) for entry in _entries([(entry_id, fields)]))
     return claimed
 
 

@@ -78,6 +78,15 @@ def park(
     )
 
 
+def repark(session: Session, rows: Sequence[ParkedMessage]) -> None:
+    """Put messages taken from parking back, in their order, as they were."""
+    session.add_all(
+        ParkedMessage(envelope_id=r.envelope_id, awaits=r.awaits, type=r.type, body=r.body,
+                      parked_at=r.parked_at, expires_at=r.expires_at)
+        for r in rows
+    )  # fmt: skip
+
+
 def unpark_to_quarantine(
     session: Session, parked: ParkedMessage, *, reason: str, detail: str, at: datetime
 ) -> None:

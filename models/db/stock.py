@@ -28,10 +28,16 @@ class OverReservationError(RuntimeError):
     """A reservation found less stock than planned: the plan was stale (a bug)."""
 
 
-def lock_allocation(session: Session) -> None:
-    """Serialize stock allocation until this transaction ends (PostgreSQL; SQLite already is)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ALLOCATION_LOCK_KEY})
+def lock_allocation(session: Session, *, wait: bool = True) -> bool:
+    """Serialize stock allocation until this transaction ends (PostgreSQL; SQLite already is);
+    False when `wait` is off and another transaction holds it."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    if not wait:
+        query = text("SELECT pg_try_advisory_xact_lock(:key)")
+        return bool(session.execute(query, {"key": _ALLOCATION_LOCK_KEY}).scalar_one())
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ALLOCATION_LOCK_KEY})
+    return True
 
 
 def available(session: Session, skus: Iterable[str]) -> dict[str, int]:

@@ -120,7 +120,8 @@ def timeline_row(
 def _upsert_customers(session: Session, data: Sequence[OrderPlacedV1]) -> None:
     # The last message's name and email win, as they would one by one.
     latest = {d.customer.id: d.customer for d in data}
-    rows = [{"id": c.id, "email": c.email, "name": c.name} for c in latest.values()]
+    # Sorted by key: the global lock order (docs/decisions.md), whoever else upserts them.
+    rows = [{"id": c.id, "email": c.email, "name": c.name} for _, c in sorted(latest.items())]
     upsert_many(session, Customer, rows, ["id"], ["email", "name"])
 
 
