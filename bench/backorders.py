@@ -25,9 +25,9 @@ from models.db.commerce import Customer, Manufacturer, Order, OrderLine
 from models.db.engine import connect
 from models.db.machinery import Notification, OutboxJob
 from models.db.uow import UnitOfWork
-from tasks.egress import PUBLISH_JOB
-from tasks.ingest import IngestPolicy, ingest_batch
+from tasks.intake.ingest import IngestPolicy, ingest_batch
 from tasks.messages.signing import sign
+from tasks.outbox.egress import PUBLISH_JOB
 from tests import factories
 from workers import processes
 from workers.smtp_sink import SmtpSink

@@ -29,8 +29,8 @@ from models.db.engine import Database, connect
 from models.db.tables import Notification, OutboxJob
 from models.db.uow import UnitOfWork
 from scheduler.jobs import relay_outbox
-from tasks.deadlines import mark_overdue, run_tick
-from tasks.ingest import IngestPolicy, ingest_one
+from tasks.deadlines.scan import mark_overdue, run_tick
+from tasks.intake.ingest import IngestPolicy, ingest_one
 from tasks.messages.signing import sign
 from tests import factories
 from tests.fakes.webhook_receiver import WebhookReceiver

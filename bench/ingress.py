@@ -26,7 +26,7 @@ from models.db.commerce import Order, OrderLine
 from models.db.engine import connect
 from models.db.machinery import InboxEntry, ParkedMessage, QuarantinedMessage
 from models.db.uow import UnitOfWork
-from tasks.ingest import IngestPolicy, ingest_one
+from tasks.intake.ingest import IngestPolicy, ingest_one
 from tasks.messages.signing import sign
 from tests import factories
 from workers import processes

@@ -26,7 +26,7 @@ from models.db.engine import connect
 from models.db.machinery import Notification, ParkedMessage, QuarantinedMessage
 from models.db.uow import UnitOfWork
 from models.domain.ledger import HoldState, payment_status, totals
-from tasks.ingest import ingest_batch
+from tasks.intake.ingest import ingest_batch
 from tasks.messages.signing import sign
 from tests import factories
 from workers import processes

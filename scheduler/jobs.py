@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 
 from models.db import intake, scheduler_runs
 from models.db.outbox import claim_due
-from tasks import deadlines, holds
+from tasks.deadlines import scan as deadlines
+from tasks.payments import holds
 from workers.runtime import Runtime
 
 RELAY_BATCH = 500

@@ -13,9 +13,9 @@ from models.db.commerce import BacklogSku, DeliveryNoteLine, Order
 from models.db.engine import Database
 from models.db.machinery import OutboxJob
 from models.db.uow import UnitOfWork
-from tasks.ingest import Outcome, ingest_batch
-from tasks.paid_backlog import CHUNK_JOB
-from tasks.runner import run_outbox_job
+from tasks.backlog.paid import CHUNK_JOB
+from tasks.intake.ingest import Outcome, ingest_batch
+from tasks.outbox.runner import run_outbox_job
 from tests import factories as f
 
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)

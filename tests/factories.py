@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tasks.ingest import IngestPolicy
+from tasks.intake.ingest import IngestPolicy
 from tasks.messages.signing import sign
 
 SAMPLES = Path(__file__).parent / "samples"

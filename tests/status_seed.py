@@ -16,7 +16,7 @@ from models.db.engine import Database
 from models.db.machinery import OutboxJob, QuarantinedMessage, SchedulerRun
 from models.db.uow import UnitOfWork
 from scheduler import heartbeat
-from tasks.deadlines import mark_overdue
+from tasks.deadlines.scan import mark_overdue
 from tests import factories as f
 from tests.support import feed
 from workers.broker import build_broker

@@ -12,7 +12,7 @@ from models.db import migrate
 from models.db.engine import Database, connect
 from models.db.tables import OutboxJob, ProbeEffect
 from models.db.uow import UnitOfWork
-from tasks.ingest import IngestPolicy, Outcome, ingest_batch
+from tasks.intake.ingest import IngestPolicy, Outcome, ingest_batch
 
 
 def migrated(url: str) -> Database:

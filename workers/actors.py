@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import dramatiq
 
-from tasks.jobs import QUEUES
-from tasks.runner import RunResult
+from tasks.outbox.jobs import QUEUES
+from tasks.outbox.runner import RunResult
 
 JOB_MAX_ATTEMPTS = 20
 DEFAULT_MAX_BACKOFF_MS = 60_000

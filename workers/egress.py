@@ -12,8 +12,8 @@ from typing import Any
 import redis
 
 from models.db.uow import UowFactory
-from tasks.egress import PUBLISH_JOB
-from tasks.jobs import external_job
+from tasks.outbox.egress import PUBLISH_JOB
+from tasks.outbox.jobs import external_job
 from workers.streams import EGRESS_STREAM
 
 EVENT_FIELD = "event"

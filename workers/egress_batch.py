@@ -8,8 +8,8 @@ from typing import Any
 import redis
 
 from models.db.uow import UowFactory
-from tasks.egress_batch import PUBLISH_BATCH_JOB
-from tasks.jobs import external_job
+from tasks.outbox.egress_batch import PUBLISH_BATCH_JOB
+from tasks.outbox.jobs import external_job
 from workers.egress import append_once
 
 

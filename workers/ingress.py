@@ -16,7 +16,7 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from tasks import log_context
-from tasks.ingest import (
+from tasks.intake.ingest import (
     IngestPolicy,
     Outcome,
     Timings,

@@ -17,7 +17,7 @@ import dramatiq
 from dramatiq.middleware import Middleware
 
 from tasks import log_context
-from tasks.runner import RunResult, Started
+from tasks.outbox.runner import RunResult, Started
 from workers import metrics
 
 RunJob = Callable[[int, Started], RunResult]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
-    from tasks.ingest import Outcome, Timings
+    from tasks.intake.ingest import Outcome, Timings
 
 # Seconds per envelope: a set-based run of 100 takes a few ms, one envelope well under one.
 HANDLER_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)

@@ -20,8 +20,8 @@ from models.db import notifications
 from models.db.uow import UowFactory
 from models.domain.errors import PermanentError, RetryableError
 from tasks import log_context
-from tasks.jobs import external_job
-from tasks.notify import SEND_JOB
+from tasks.notifications.staging import SEND_JOB
+from tasks.outbox.jobs import external_job
 from workers import mail, templating
 from workers.settings import Settings
 

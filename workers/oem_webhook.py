@@ -21,8 +21,8 @@ from models.db import notifications
 from models.db.uow import UowFactory
 from models.domain.errors import PermanentError, RetryableError
 from models.domain.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
-from tasks.jobs import external_job
-from tasks.notify import WEBHOOK_JOB
+from tasks.notifications.staging import WEBHOOK_JOB
+from tasks.outbox.jobs import external_job
 from workers.notifier import deliver
 from workers.settings import Settings
 

@@ -10,9 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 from models.db.uow import UowFactory
-from tasks.jobs import external_job
-from tasks.payments import CANCEL_JOB, CAPTURE_JOB, RECONCILE_JOB, REFUND_JOB
-from tasks.stripe_sync import IntentFacts, reconcile_intent
+from tasks.outbox.jobs import external_job
+from tasks.payments.requesting import CANCEL_JOB, CAPTURE_JOB, RECONCILE_JOB, REFUND_JOB
+from tasks.payments.syncing import IntentFacts, reconcile_intent
 from workers import payments, refunds
 from workers.payments import Gateway, Runner, in_turn, outcome_of, settle
 from workers.settings import Settings

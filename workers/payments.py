@@ -25,8 +25,8 @@ from models.db.failpoints import crash_point
 from models.db.uow import UnitOfWork, UowFactory
 from models.domain.errors import PermanentError, RetryableError, UnclearOutcome
 from models.domain.payments import IntentVerdict, capture_verdict, hold_expired
-from tasks import payment_outcomes as outcomes
-from tasks.payments import CANCELLED, families
+from tasks.payments import recording as outcomes
+from tasks.payments.requesting import CANCELLED, families
 from workers.stripe_adapter import IntentState, StripeGateway
 
 # Stripe keeps idempotency keys ~24 h: an older operation reads the intent before calling.

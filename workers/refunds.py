@@ -10,7 +10,7 @@ from typing import Any
 from models.db.uow import UowFactory
 from models.domain.errors import UnclearOutcome
 from models.domain.payments import CANCELABLE, IntentVerdict, capture_verdict
-from tasks import payment_outcomes as outcomes
+from tasks.payments import recording as outcomes
 from workers.payments import Claimed, Gateway, Record, Runner, in_turn, run_claimed
 
 

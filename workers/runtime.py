@@ -11,7 +11,7 @@ from dramatiq.brokers.redis import RedisBroker
 from models.db import migrate
 from models.db.engine import Database, connect
 from models.db.uow import StagedJob, UnitOfWork
-from tasks.runner import RunResult, Started, run_outbox_job
+from tasks.outbox.runner import RunResult, Started, run_outbox_job
 from workers import egress, egress_batch, embedded, notifier, oem_webhook, payment_jobs
 from workers.actors import JOB_MAX_ATTEMPTS, declare_actors
 from workers.broker import IgnoreProducerOptions, build_broker

@@ -63,7 +63,7 @@ class UnitOfWork:
         # handlers cannot import the settings layer, so the composition root passes it in.
         self.options: Mapping[str, str] = options or {}
         # What this transaction parked messages under (`order:N`): its later messages about the
-        # same thing wait behind them, even once it exists (see `tasks.ingest`).
+        # same thing wait behind them, even once it exists (see `tasks.intake.ingest`).
         self.parked_for: set[str] = set()
         self.clock = clock
         self._publisher = publisher

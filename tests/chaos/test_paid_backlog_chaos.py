@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from models.db.bulk_jobs import BulkJob
 from models.db.commerce import BacklogSku, Order, OrderLine
 from models.db.machinery import OutboxJob, TimelineEvent
-from tasks.egress_batch import PUBLISH_BATCH_JOB
+from tasks.outbox.egress_batch import PUBLISH_BATCH_JOB
 from tests import factories as f
 from tests.backlog_seed import LINES_PER_ORDER, seed_paid_card_orders
 from tests.e2e.conftest import Stack

@@ -29,8 +29,8 @@ from models.db.machinery import (
     QuarantinedMessage,
 )
 from tasks.messages.signing import sign
-from tasks.notify import SEND_JOB
-from tasks.payments import RECONCILE_JOB
+from tasks.notifications.staging import SEND_JOB
+from tasks.payments.requesting import RECONCILE_JOB
 from tests import factories as f
 from tests.e2e.conftest import Stack
 from tests.e2e.secrets_scan import Canaries, Scan

@@ -17,7 +17,7 @@ from sqlalchemy import func, literal, select
 from models.db.engine import Database
 from models.db.machinery import ParkedMessage, QuarantinedMessage
 from models.db.uow import UnitOfWork
-from tasks.ingest import Outcome, ingest_batch
+from tasks.intake.ingest import Outcome, ingest_batch
 from tests import factories as f
 from tests.fuzz.budget import CALL_LIMIT_S, fuzz
 from tests.fuzz.strategies import Draw, near_valid_bodies, signed_samples

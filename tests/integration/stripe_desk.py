@@ -15,8 +15,8 @@ from models.db.engine import Database
 from models.db.machinery import Notification, OutboxJob
 from models.db.uow import UnitOfWork
 from models.domain.errors import RetryableError
-from tasks.ingest import Outcome, ingest_batch
-from tasks.runner import run_outbox_job
+from tasks.intake.ingest import Outcome, ingest_batch
+from tasks.outbox.runner import run_outbox_job
 from tests import factories as f
 from tests.fakes.stripe_server import StripeFake
 from workers import payment_jobs

@@ -12,7 +12,7 @@ from models.db.commerce import Customer, Manufacturer, Order
 from models.db.engine import Database
 from models.db.uow import UnitOfWork
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus, PaymentStatus
-from tasks import ingest
+from tasks.intake import ingest
 from tests import factories as f
 from workers.commands.orders import iter_orders
 

@@ -16,7 +16,7 @@ from models.db import migrate
 from models.db.commerce import BacklogSku
 from models.db.engine import Database, connect
 from models.db.machinery import OutboxJob
-from tasks.paid_backlog import CHUNK_JOB
+from tasks.backlog.paid import CHUNK_JOB
 from tests import factories as f
 from tests.backlog_support import (
     BITS,

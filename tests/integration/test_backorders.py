@@ -13,8 +13,8 @@ from models.db.engine import Database
 from models.db.machinery import Notification, OutboxJob, QuarantinedMessage
 from models.db.orders import order_lines
 from models.db.uow import UnitOfWork
-from tasks.egress import PUBLISH_JOB
-from tasks.ingest import Outcome, ingest_batch
+from tasks.intake.ingest import Outcome, ingest_batch
+from tasks.outbox.egress import PUBLISH_JOB
 from tests import factories as f
 from tests.support import feed
 

@@ -15,7 +15,7 @@ from models.db import migrate
 from models.db.commerce import Inventory, Restock
 from models.db.engine import Database, connect
 from models.db.uow import UnitOfWork
-from tasks.ingest import ingest_batch
+from tasks.intake.ingest import ingest_batch
 from tests import factories as f
 from workers.cli import app
 

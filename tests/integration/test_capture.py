@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from models.db.commerce import Payment
 from models.db.machinery import ExternalOperation, OutboxJob
-from tasks.jobs import get_job
 from tasks.messages.signing import sign
+from tasks.outbox.jobs import get_job
 from tests import factories as f
 from tests.fakes.stripe_faults import FaultKind
 from tests.integration.stripe_desk import CAPTURE, DESK, SPLIT_LINES, TOTAL, Desk, shipped

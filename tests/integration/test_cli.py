@@ -19,7 +19,7 @@ from models.db import migrate
 from models.db.commerce import Order
 from models.db.engine import Database, connect
 from models.db.uow import UnitOfWork
-from tasks import ingest
+from tasks.intake import ingest
 from tests import factories as f
 from workers.cli import app
 from workers.commands.orders import ORDER_COLUMNS

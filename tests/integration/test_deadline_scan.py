@@ -14,7 +14,7 @@ from models.db.deadlines import overdue_query
 from models.db.engine import Database
 from models.db.tables import Notification, Order, OutboxJob, TimelineEvent
 from models.db.uow import UnitOfWork
-from tasks.deadlines import Progress, mark_overdue, run_tick
+from tasks.deadlines.scan import Progress, mark_overdue, run_tick
 from tests import factories as f
 from tests.support import feed
 from workers.commands.orders import order_details

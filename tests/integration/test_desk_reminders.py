@@ -12,8 +12,8 @@ from sqlalchemy import select
 from models.db.engine import Database
 from models.db.tables import Notification, Order, TimelineEvent
 from models.db.uow import UnitOfWork
-from tasks.deadlines import Progress, mark_overdue, reminder_step, run_tick
-from tasks.ingest import ingest_batch
+from tasks.deadlines.scan import Progress, mark_overdue, reminder_step, run_tick
+from tasks.intake.ingest import ingest_batch
 from tests import factories as f
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import redis
 
-from tasks.egress_batch import PUBLISH_BATCH_JOB
-from tasks.jobs import get_job
+from tasks.outbox.egress_batch import PUBLISH_BATCH_JOB
+from tasks.outbox.jobs import get_job
 from workers import egress_batch
 from workers.egress import sent_marker
 from workers.streams import EGRESS_STREAM

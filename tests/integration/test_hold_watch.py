@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from models.db.commerce import Order
-from tasks.holds import HoldWatch, watch
+from tasks.payments.holds import HoldWatch, watch
 from tests import factories as f
 from tests.integration.stripe_desk import CAPTURE, DESK, Desk
 

@@ -18,9 +18,9 @@ from models.db.machinery import (
 )
 from models.db.uow import UnitOfWork
 from scheduler.jobs import expire_parked
-from tasks import ingest
-from tasks.handlers.registry import HANDLERS
-from tasks.ingest import Outcome
+from tasks.intake import ingest
+from tasks.intake.ingest import Outcome
+from tasks.intake.registry import HANDLERS
 from tasks.messages.catalogue import decode
 from tests import factories as f
 from tests import support

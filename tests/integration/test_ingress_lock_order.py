@@ -15,7 +15,7 @@ from models.db.commerce import Customer, Inventory, Order, Payment
 from models.db.engine import Database
 from models.db.machinery import InboxEntry, ParkedMessage, QuarantinedMessage
 from models.db.uow import UnitOfWork
-from tasks.ingest import ingest_batch
+from tasks.intake.ingest import ingest_batch
 from tests import factories as f
 from tests.support import feed, migrated
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from models.db.commerce import Order, Payment
 from models.db.engine import Database
 from models.db.machinery import Notification
-from tasks import ingest
+from tasks.intake import ingest
 from tests import factories as f
 from tests import support
 from tests.support import migrated

@@ -12,9 +12,9 @@ from models.db.commerce import Manufacturer, Order
 from models.db.engine import Database
 from models.db.machinery import InboxEntry, ParkedMessage, QuarantinedMessage
 from models.db.uow import UnitOfWork
-from tasks import ingest
-from tasks.handlers.placing import warm_calendars
-from tasks.ingest import Outcome
+from tasks.intake import ingest
+from tasks.intake.ingest import Outcome
+from tasks.orders.placing import warm_calendars
 from tests import factories as f
 from tests import support
 

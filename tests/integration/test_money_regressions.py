@@ -15,7 +15,7 @@ from models.db.commerce import BacklogSku, Invoice, Order
 from models.db.machinery import OutboxJob, QuarantinedMessage, TimelineEvent
 from models.domain.backlog import Unmet, unmet_conditions
 from models.domain.errors import RetryableError
-from tasks.runner import run_outbox_job
+from tasks.outbox.runner import run_outbox_job
 from tests import factories as f
 from tests.integration.stripe_desk import DESK, SPLIT_LINES, TOTAL, Desk, shipped
 from workers import notifier

@@ -15,8 +15,8 @@ from models.db.tables import Notification, OutboxJob
 from models.db.uow import UnitOfWork
 from models.domain.errors import RetryableError
 from models.domain.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from tasks.deadlines import mark_overdue
-from tasks.runner import RunResult, run_outbox_job
+from tasks.deadlines.scan import mark_overdue
+from tasks.outbox.runner import RunResult, run_outbox_job
 from tests import factories as f
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import feed

@@ -12,9 +12,9 @@ from models.db.commerce import BacklogSku, Order
 from models.db.engine import Database
 from models.db.machinery import InboxEntry, OutboxJob, QuarantinedMessage
 from models.db.uow import UnitOfWork
-from tasks import paid_backlog
-from tasks.egress import event_id
-from tasks.egress_batch import PUBLISH_BATCH_JOB
+from tasks.backlog import paid as paid_backlog
+from tasks.outbox.egress import event_id
+from tasks.outbox.egress_batch import PUBLISH_BATCH_JOB
 from tests import factories as f
 from tests.backlog_support import (
     BITS,

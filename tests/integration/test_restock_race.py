@@ -30,8 +30,8 @@ from models.db.engine import Database, connect
 from models.db.machinery import OutboxJob
 from models.db.uow import UnitOfWork
 from models.domain.backorders import ReleasePolicy, Waiting, plan_release
-from tasks.egress import PUBLISH_JOB
-from tasks.ingest import ingest_batch
+from tasks.intake.ingest import ingest_batch
+from tasks.outbox.egress import PUBLISH_JOB
 from tests import factories as f
 from tests.support import migrated
 

@@ -15,7 +15,7 @@ from models.db import migrate
 from models.db.commerce import Order
 from models.db.engine import Database, connect
 from models.db.uow import UnitOfWork
-from tasks.deadlines import mark_overdue
+from tasks.deadlines.scan import mark_overdue
 from tests import factories as f
 from tests.support import feed
 from workers.cli import app

@@ -15,8 +15,8 @@ from models.db.engine import Database
 from models.db.tables import Customer, OutboxJob, ProbeEffect
 from models.db.uow import StagedJob, UnitOfWork
 from models.domain.errors import PermanentError, RetryableError
-from tasks import jobs
-from tasks.runner import run_outbox_job
+from tasks.outbox import jobs
+from tasks.outbox.runner import run_outbox_job
 from tests.support import now, probe_counts
 
 pytestmark = pytest.mark.integration

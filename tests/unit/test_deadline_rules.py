@@ -17,8 +17,8 @@ from models.domain.deadlines import awaiting_confirmation, batch_sizes, reminder
 from models.domain.errors import PermanentError, RetryableError
 from models.domain.notifications import DESK_CONFIRMATION_REMINDER, OEM_CONFIRMATION_FAILURE
 from models.domain.webhook_signature import signature_header, verify
-from tasks.handlers.placing import order_row
 from tasks.messages.v1.orders import OrderPlacedV1
+from tasks.orders.placing import order_row
 from tests import factories as f
 from workers import oem_webhook, templating
 

@@ -16,9 +16,9 @@ from prometheus_client import REGISTRY
 from scheduler.jobs import PeriodicJob
 from scheduler.observed import observed_jobs
 from tasks import log_context
-from tasks.ingest import Outcome, Timings
+from tasks.intake.ingest import Outcome, Timings
 from tasks.messages.catalogue import decode
-from tasks.runner import RunResult, Started
+from tasks.outbox.runner import RunResult, Started
 from tests import factories as f
 from workers import metrics
 from workers.job_observer import JobLogContext, observed

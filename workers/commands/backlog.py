@@ -18,8 +18,8 @@ from models.db import backlog, bulk_jobs
 from models.db.bulk_jobs import BulkJob
 from models.db.engine import Database
 from models.db.uow import UnitOfWork
-from tasks.paid_backlog import start_job
-from tasks.runner import run_outbox_job
+from tasks.backlog.paid import start_job
+from tasks.outbox.runner import run_outbox_job
 from workers.actors import JOB_MAX_ATTEMPTS
 
 PAID_BACKLOG_COLUMNS = ("number", "sku", "quantity", "remaining", "created_at", "consumed_by")

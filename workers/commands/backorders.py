@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from models.db.commerce import Restock, RestockDecision
 from models.domain.backorders import ReleasePolicy
-from tasks.handlers.restock import plan
+from tasks.backorders.restock import plan
 
 
 def decisions_for(session: Session, order_id: int) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from models.db.orders import find_order
 from models.db.uow import UnitOfWork
-from tasks.ingest import IngestPolicy, ingest_one
+from tasks.intake.ingest import IngestPolicy, ingest_one
 from tasks.messages.signing import sign
 from workers.client import envelope
 from workers.wire import dumps

@@ -15,7 +15,7 @@ from models.db.failpoints import crash_point
 from models.db.tables import OutboxJob
 from models.db.uow import UowFactory
 from models.domain.errors import PermanentError, RetryableError
-from tasks.jobs import JobSpec, get_job
+from tasks.outbox.jobs import JobSpec, get_job
 
 MAX_ERROR_CHARS = 2000
 # Told (job name, key) once the row is loaded: how the caller labels its logs and metrics.

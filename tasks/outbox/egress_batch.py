@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.db.uow import UnitOfWork
-from tasks.egress import event_id
+from tasks.outbox.egress import event_id
 
 PUBLISH_BATCH_JOB = "egress.publish_batch"
 
@@ -19,7 +19,7 @@ def emit_batch(
     uow: UnitOfWork, batch_key: str, event_type: str, events: list[tuple[str, dict[str, Any]]]
 ) -> bool:
     """Stage one job appending an event per (key, data); the batch is unique by `batch_key`, each
-    event's id derived from its own key (as `tasks.egress.emit` derives it). True when new."""
+    event's id derived from its own key (as `egress.emit` derives it). True when new."""
     if not events:
         return False
     at = uow.clock().isoformat()

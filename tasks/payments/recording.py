@@ -19,8 +19,9 @@ from models.db.uow import UnitOfWork
 from models.domain.ledger import HoldState
 from models.domain.notifications import DESK_CAPTURE_FAILED, PAYMENT_FAILED, payment_template
 from models.domain.payments import CARD_PROBLEMS, share
-from tasks import egress, egress_batch, notify
-from tasks.payments import (
+from tasks.notifications import staging as notify
+from tasks.outbox import egress, egress_batch
+from tasks.payments.requesting import (
     CANCELLED,
     capture_key,
     expire_hold,

@@ -9,7 +9,7 @@ from models.db.commerce import Order, Payment
 from models.db.uow import UnitOfWork
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.stripe_event import StripeEventV1
-from tasks.payments import RECONCILE_JOB
+from tasks.payments.requesting import RECONCILE_JOB
 
 
 def _intent_of(uow: UnitOfWork, event: StripeEventV1) -> str | None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from models.db.orders import find_order, record
 from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
-from tasks import egress
 from tasks.messages.catalogue import DecodedMessage
+from tasks.outbox import egress
 
 REFUSED_EVENT = "message.refused"
 # Not decisions about the message but faults of ours: quarantined, never reported as refusals.

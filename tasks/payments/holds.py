@@ -12,7 +12,7 @@ from models.db.commerce import Order
 from models.db.uow import UnitOfWork
 from models.domain.ledger import HoldState
 from models.domain.notifications import DESK_HOLD_EXPIRING
-from tasks.payments import RECONCILE_JOB, expire_hold, family, tell_desk
+from tasks.payments.requesting import RECONCILE_JOB, expire_hold, family, tell_desk
 
 HELD = HoldState.HELD.value
 

@@ -19,9 +19,7 @@ from models.domain.orders import (
     order_total,
 )
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus
-from tasks import notify
-from tasks.handlers.base import lock_run, require_order
-from tasks.handlers.placing import line_specs
+from tasks.intake.base import lock_run, require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderArchivedV1
 from tasks.messages.v1.orders import (
@@ -29,6 +27,8 @@ from tasks.messages.v1.orders import (
     OrderConfirmedV1,
     OrderLinesChangedV1,
 )
+from tasks.notifications import staging as notify
+from tasks.orders.placing import line_specs
 
 
 def _advance(uow: UnitOfWork, message: DecodedMessage, reported: ConfirmationStatus) -> None:

@@ -18,9 +18,10 @@ from models.db.commerce import Order, Restock, RestockDecision
 from models.db.machinery import TimelineEvent
 from models.db.uow import UnitOfWork
 from models.domain.backorders import ReleasePlan, ReleasePolicy, plan_release
-from tasks import egress, notify
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.inventory import InventoryReceivedV1
+from tasks.notifications import staging as notify
+from tasks.outbox import egress
 
 RELEASED_TEMPLATE = "backorder_released"
 SUBMITTED_EVENT = "fulfillment.submitted"

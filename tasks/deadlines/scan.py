@@ -22,8 +22,8 @@ from models.domain.deadlines import (
     reminder_applies,
 )
 from models.domain.notifications import DESK_CONFIRMATION_REMINDER, OEM_CONFIRMATION_FAILURE
-from tasks import egress
-from tasks.notify import Outgoing, stage_all
+from tasks.notifications.staging import Outgoing, stage_all
+from tasks.outbox import egress
 
 
 @dataclass(frozen=True)

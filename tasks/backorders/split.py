@@ -16,10 +16,10 @@ from models.domain.backorders import BACKORDER_SUFFIX, backorder_number, plan_sp
 from models.domain.fulfillment import check_transition
 from models.domain.orders import LineSpec, check_billable, check_lines_may_change, order_total
 from models.domain.statuses import FulfillmentStatus
-from tasks import notify
-from tasks.handlers.base import require_order
+from tasks.intake.base import require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderSplitRequestedV1
+from tasks.notifications import staging as notify
 
 SPLIT_TEMPLATE = "backorder_split"
 

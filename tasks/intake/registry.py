@@ -5,22 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from models.db.uow import UnitOfWork
-from tasks.handlers import (
-    backorders,
-    cancelling,
-    delivery_notes,
-    fulfillment,
-    inventory,
-    ledger,
-    manufacturers,
-    orders,
-    paid_backlog,
-    placing,
-    restock,
-    stripe_events,
-)
-from tasks.handlers.base import Handler
+from tasks.backlog import delivery_notes
+from tasks.backlog import requests as paid_backlog
+from tasks.backorders import restock
+from tasks.backorders import split as backorders
+from tasks.intake import inventory, manufacturers
+from tasks.intake.base import Handler
 from tasks.messages.catalogue import DecodedMessage
+from tasks.orders import cancelling, fulfillment, ledger, placing
+from tasks.orders import changes as orders
+from tasks.payments import events as stripe_events
 
 # Applies many messages of one type at once; returns the order numbers it created, or None
 # when the run must be applied one by one instead.

@@ -18,10 +18,11 @@ from models.db.uow import UnitOfWork
 from models.domain.fulfillment import check_transition
 from models.domain.notifications import fulfillment_template
 from models.domain.statuses import FulfillmentStatus
-from tasks import notify, payments
-from tasks.handlers.base import lock_run, require_order
+from tasks.intake.base import lock_run, require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderFulfillmentChangedV1, OrderShippedV1
+from tasks.notifications import staging as notify
+from tasks.payments import requesting as payments
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from models.domain.ledger import HoldState
 from models.domain.notifications import DESK_HOLD_EXPIRED
 from models.domain.payments import hold_expired
 from models.domain.statuses import FulfillmentStatus, PaymentMethod
-from tasks import notify
+from tasks.notifications import staging as notify
 
 CAPTURE_JOB, CANCEL_JOB, REFUND_JOB = "payment.capture", "payment.cancel", "payment.refund"
 RECONCILE_JOB = "stripe.reconcile"

@@ -28,9 +28,11 @@ from models.db.orders import find_order
 from models.db.sql import insert_many_ignore
 from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
-from tasks import intake_locks, log_context, refusals
-from tasks.handlers.base import Awaiting
-from tasks.handlers.registry import BULK_HANDLERS, HANDLERS
+from tasks import log_context
+from tasks.intake import locks as intake_locks
+from tasks.intake import refusals
+from tasks.intake.base import Awaiting
+from tasks.intake.registry import BULK_HANDLERS, HANDLERS
 from tasks.messages.catalogue import (
     CATALOGUE,
     MONEY_MOVING_TYPES,

@@ -6,7 +6,7 @@ from models.db import backlog
 from models.db.orders import record
 from models.db.uow import UnitOfWork
 from models.domain.delivery import billed, plan_delivery
-from tasks.handlers.base import require_order
+from tasks.intake.base import require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.backlog import DeliveryNoteRequestedV1
 

@@ -16,9 +16,9 @@ from models.db.uow import UnitOfWork
 from models.domain.ledger import HoldState
 from models.domain.notifications import payment_template
 from models.domain.payments import IntentVerdict, capture_verdict
-from tasks import notify
-from tasks.payment_outcomes import ensure_captured, release_hold
-from tasks.payments import expire_hold
+from tasks.notifications import staging as notify
+from tasks.payments.recording import ensure_captured, release_hold
+from tasks.payments.requesting import expire_hold
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from models.db.orders import record
 from models.db.uow import UnitOfWork
 from models.domain.statuses import FulfillmentStatus
-from tasks import payments
-from tasks.handlers.base import require_order
-from tasks.handlers.fulfillment import move
+from tasks.intake.base import require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.fulfillment import OrderCancelledV1, OrderRefundRequestedV1
+from tasks.orders.fulfillment import move
+from tasks.payments import requesting as payments
 
 
 def cancel_order(uow: UnitOfWork, message: DecodedMessage) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models.db.uow import UnitOfWork
-from tasks import paid_backlog
+from tasks.backlog import paid as paid_backlog
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.backlog import PaidBacklogRequestedV1
 

@@ -21,8 +21,8 @@ from models.domain.backlog import (
     reasons_text,
     unmet_conditions,
 )
-from tasks.egress_batch import emit_batch
-from tasks.jobs import job
+from tasks.outbox.egress_batch import emit_batch
+from tasks.outbox.jobs import job
 
 CHUNK_JOB = "paid_backlog.chunk"
 CHUNK_SIZE = 500

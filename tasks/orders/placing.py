@@ -24,7 +24,7 @@ from models.domain.errors import PermanentError
 from models.domain.ledger import payment_status, totals
 from models.domain.orders import LineSpec, initial_hold, order_total
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus, PaymentMethod
-from tasks.handlers.base import Awaiting
+from tasks.intake.base import Awaiting
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.orders import OrderLineV1, OrderPlacedV1
 

@@ -9,10 +9,10 @@ from models.db.uow import UnitOfWork
 from models.domain.errors import PermanentError
 from models.domain.notifications import payment_template
 from models.domain.orders import check_billable
-from tasks import notify
-from tasks.handlers.base import require_order
+from tasks.intake.base import require_order
 from tasks.messages.catalogue import DecodedMessage
 from tasks.messages.v1.ledger import InvoiceIssuedV1, PaymentRecordedV1
+from tasks.notifications import staging as notify
 
 
 def _check_currency(order: Order, currency: str | None) -> None:
