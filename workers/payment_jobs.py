@@ -11,10 +11,11 @@ from typing import Any
 
 from models.db.uow import UowFactory
 from tasks.outbox.jobs import external_job
+from tasks.payments import releasing as refunds
+from tasks.payments import running as payments
 from tasks.payments.requesting import CANCEL_JOB, CAPTURE_JOB, RECONCILE_JOB, REFUND_JOB
-from tasks.payments.syncing import IntentFacts, reconcile_intent
-from workers import payments, refunds
-from workers.payments import Gateway, Runner, in_turn, outcome_of, settle
+from tasks.payments.running import Gateway, Runner, in_turn, outcome_of
+from tasks.payments.syncing import reconcile
 from workers.settings import Settings
 from workers.stripe_adapter import StripeGateway
 
@@ -46,18 +47,6 @@ def side_by_side(workers: int) -> Runner:
         return [future.result() for future in futures]
 
     return run
-
-
-def reconcile(new_uow: UowFactory, gateway: Gateway, payload: dict[str, Any]) -> None:
-    """Read the PaymentIntent and bring its orders in line with it."""
-    state = gateway().retrieve(str(payload["intent_id"]))
-    facts = IntentFacts(
-        intent_id=state.id, status=state.status, amount_received=state.amount_received,
-        amount_refunded=state.amount_refunded, capture_before=state.capture_before,
-        cancellation_reason=state.cancellation_reason,
-        reference=state.latest_charge or state.id,
-    )  # fmt: skip
-    settle(new_uow, lambda uow: reconcile_intent(uow, facts))
 
 
 def register(settings: Settings) -> None:

@@ -11,7 +11,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +19,7 @@ import stripe
 from stripe.params import RefundCreateParams
 
 from models.domain.errors import OrderflowError, PermanentError, RetryableError, UnclearOutcome
+from tasks.ports import IntentState, RefundResult
 from workers import metrics
 
 if TYPE_CHECKING:
@@ -29,31 +29,6 @@ _T = TypeVar("_T")
 _EXPAND = ["latest_charge"]  # capture_before and amount_refunded live on the charge
 _MAX_KEY_LENGTH = 255  # Stripe's limit for Idempotency-Key
 _KEY_REFUSALS = {401: "stripe_authentication_failed", 403: "stripe_permission_denied"}
-
-
-@dataclass(frozen=True)
-class IntentState:
-    """A PaymentIntent as Stripe holds it now; amounts in minor units."""
-
-    id: str
-    status: str
-    amount: int
-    amount_capturable: int
-    amount_received: int
-    amount_refunded: int
-    currency: str
-    capture_before: datetime | None
-    latest_charge: str | None
-    cancellation_reason: str | None
-
-
-@dataclass(frozen=True)
-class RefundResult:
-    """A refund Stripe created (or replayed for our key)."""
-
-    id: str
-    amount: int
-    status: str
 
 
 DEFAULT_API_BASE = "https://api.stripe.com"

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
 from models.db.commerce import Order, Payment
 from models.db.ledger import refresh
 from models.db.orders import record
-from models.db.uow import UnitOfWork
+from models.db.uow import UnitOfWork, UowFactory
 from models.domain.ledger import HoldState
 from models.domain.notifications import payment_template
 from models.domain.payments import IntentVerdict, capture_verdict
 from tasks.notifications import staging as notify
+from tasks.payments import running
 from tasks.payments.recording import ensure_captured, release_hold
 from tasks.payments.requesting import expire_hold
 
@@ -83,3 +85,15 @@ def _sync_refunds(uow: UnitOfWork, members: list[Order], facts: IntentFacts) -> 
     record(uow.session, root, now, "payment.refunded",
            f"refund of {missing} {root.currency} made at Stripe recorded")  # fmt: skip
     return f"refund of {missing} recorded"
+
+
+def reconcile(new_uow: UowFactory, gateway: running.Gateway, payload: dict[str, Any]) -> None:
+    """Read the PaymentIntent and bring its orders in line with it."""
+    state = gateway().retrieve(str(payload["intent_id"]))
+    facts = IntentFacts(
+        intent_id=state.id, status=state.status, amount_received=state.amount_received,
+        amount_refunded=state.amount_refunded, capture_before=state.capture_before,
+        cancellation_reason=state.cancellation_reason,
+        reference=state.latest_charge or state.id,
+    )  # fmt: skip
+    running.settle(new_uow, lambda uow: reconcile_intent(uow, facts))

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 
 from models.db.commerce import Order
 from models.db.machinery import ExternalOperation, OutboxJob
+from tasks.payments.running import operation_ids
 from tests import factories as f
 from tests.e2e.conftest import Stack
 from tests.fakes.stripe_model import HOLD_SECONDS
@@ -25,7 +26,6 @@ from tests.fakes.stripe_server import StripeFake
 from tests.support import feed, now, wait_until
 from workers import client as producer
 from workers import processes
-from workers.payments import operation_ids
 
 API_KEY = "sk_test_chaos_capture_7"
 TOTAL = 25_800  # the sample order: 2 x 12,900 and a free leaflet

@@ -14,11 +14,11 @@ from sqlalchemy import event, select, update
 from models.db import stock
 from models.db.commerce import Inventory, Order
 from models.db.machinery import ExternalOperation, OutboxJob, TimelineEvent
+from tasks.payments import running as payments
 from tasks.payments.recording import Captured
 from tests import factories as f
 from tests.fakes.stripe_faults import FaultKind
 from tests.integration.stripe_desk import CAPTURE, DESK, SPLIT_LINES, TOTAL, Desk, shipped
-from workers import payments
 
 pytestmark = pytest.mark.integration
 PAID = ("shipped", "paid", "captured", TOTAL)

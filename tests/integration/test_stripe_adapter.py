@@ -11,11 +11,12 @@ import pytest
 from pydantic import SecretStr
 
 from models.domain.errors import PermanentError, RetryableError, UnclearOutcome
+from tasks.ports import IntentState, RefundResult
 from tests.fakes.stripe_faults import FaultKind
 from tests.fakes.stripe_model import HOLD_SECONDS, Effect
 from tests.fakes.stripe_server import StripeFake
 from workers.settings import Settings
-from workers.stripe_adapter import IntentState, RefundResult, StripeGateway
+from workers.stripe_adapter import StripeGateway
 
 pytestmark = pytest.mark.integration
 

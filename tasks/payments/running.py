@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -27,11 +27,11 @@ from models.domain.errors import PermanentError, RetryableError, UnclearOutcome
 from models.domain.payments import IntentVerdict, capture_verdict, hold_expired
 from tasks.payments import recording as outcomes
 from tasks.payments.requesting import CANCELLED, families
-from workers.stripe_adapter import IntentState, StripeGateway
+from tasks.ports import IntentState, PaymentGateway
 
 # Stripe keeps idempotency keys ~24 h: an older operation reads the intent before calling.
 KEY_TRUSTED_FOR = timedelta(hours=23)
-Gateway = Callable[[], StripeGateway]
+Gateway = Callable[[], PaymentGateway]
 
 
 # An outcome to record: a change, or a capture (captures are recorded together, set-based).
@@ -51,6 +51,7 @@ class Claimed:
     live: bool  # some member of the family is not cancelled
     read_first: bool  # read the intent before calling (a retry, an aged key, unknown hold)
     capture_before: datetime | None
+    now: datetime  # the unit of work's clock at the claim
 
 
 def operation_ids(payload: dict[str, Any]) -> list[int]:
@@ -79,7 +80,7 @@ def claim(new_uow: UowFactory, ids: list[int], stale: timedelta) -> tuple[list[C
         aged = now - taken_op.created_at >= KEY_TRUSTED_FOR
         read_first = taken_op.attempt > 1 or aged or order.capture_before is None
         claimed.append(Claimed(taken_op, order.stripe_payment_intent_id, live, read_first,
-                               order.capture_before))  # fmt: skip
+                               order.capture_before, now))  # fmt: skip
     return claimed, busy
 
 
@@ -214,7 +215,7 @@ def _capture(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
         if not capturable:
             records.append(capture_outcome(op_id, read))
             return
-    if hold_expired(capture_before, datetime.now(UTC)):  # no doomed capture attempts
+    if hold_expired(capture_before, job.now):  # no doomed capture attempts
         records.append(lambda uow: outcomes.record_lapsed(uow, op_id))
         return
     assert job.claim.amount is not None

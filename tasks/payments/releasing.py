@@ -11,7 +11,7 @@ from models.db.uow import UowFactory
 from models.domain.errors import UnclearOutcome
 from models.domain.payments import CANCELABLE, IntentVerdict, capture_verdict
 from tasks.payments import recording as outcomes
-from workers.payments import Claimed, Gateway, Record, Runner, in_turn, run_claimed
+from tasks.payments.running import Claimed, Gateway, Record, Runner, in_turn, run_claimed
 
 
 def cancel(
