@@ -101,7 +101,7 @@ def _transaction_seconds(url: str, body: bytes, secret: bytes) -> float:
             released = session.scalar(select(func.count()).select_from(Order).where(
                 Order.fulfillment_status == "processing"))  # fmt: skip
             events = session.scalar(select(func.count()).select_from(OutboxJob).where(
-                OutboxJob.job == PUBLISH_JOB))  # fmt: skip
+                OutboxJob.job == PUBLISH_JOB.name))  # fmt: skip
             emails = session.scalar(select(func.count()).select_from(Notification))
         assert (released, events, emails) == (RECEIVED, RECEIVED, RECEIVED)
     finally:

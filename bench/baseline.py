@@ -275,7 +275,7 @@ def _stripe_actor(spec: _WorkerSpec, insert: Callable[[int], None]) -> Callable[
     """The INSERT, then orderflow's own Stripe adapter (the cheapest client we have) capturing
     the message's PaymentIntent, reading it first for "read+capture": what the Stripe calls
     alone cost here, with no order, ledger or outbox around them."""
-    from workers.stripe_adapter import StripeGateway  # only these kinds need it
+    from workers.adapters.stripe import StripeGateway  # only these kinds need it
 
     gateways = threading.local()  # one kept-alive connection per thread, as the workers have
     intents = Path(spec.stripe["intents_file"]).read_text().split()

@@ -34,7 +34,8 @@ from tasks.intake.ingest import IngestPolicy, ingest_one
 from tasks.messages.signing import sign
 from tests import factories
 from tests.fakes.webhook_receiver import WebhookReceiver
-from workers import mail, processes
+from workers import processes
+from workers.adapters import smtp as mail
 from workers.runtime import open_runtime
 from workers.settings import Settings
 

@@ -71,7 +71,7 @@ def _start(request: str) -> subprocess.Popen[str]:
 
 
 def _child() -> None:
-    from workers.stripe_adapter import StripeGateway
+    from workers.adapters.stripe import StripeGateway
 
     api_base, api_key, amount, intents = json.loads(sys.stdin.read())
     gateway = StripeGateway(api_key, api_base)

@@ -60,6 +60,23 @@ class PaymentGateway(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """One email's subject and bodies."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer(Protocol):
+    """Email templates: `<template>.subject.txt`, `.txt` and `.html` filled with `context`."""
+
+    def render(self, template: str, context: dict[str, Any]) -> Rendered:
+        """The email's subject (one line) and its two bodies, every value escaped in HTML."""
+        ...
+
+
 class Mailer(Protocol):
     """Sends one email; 4xx and network trouble raise `RetryableError`, 5xx `PermanentError`."""
 

@@ -13,8 +13,9 @@ from models.db.commerce import BacklogSku, DeliveryNoteLine, Order
 from models.db.engine import Database
 from models.db.machinery import OutboxJob
 from models.db.uow import UnitOfWork
-from tasks.backlog.paid import CHUNK_JOB
+from tasks.backlog.paid import CHUNK, CHUNK_JOB
 from tasks.intake.ingest import Outcome, ingest_batch
+from tasks.outbox.jobs import JobRegistry
 from tasks.outbox.runner import run_outbox_job
 from tests import factories as f
 
@@ -67,14 +68,17 @@ def request(numbers: list[str] | None = None, *, dry_run: bool = False) -> dict[
     return f.envelope("paid_backlog.requested", order_numbers=numbers, dry_run=dry_run)
 
 
+CHUNKS = JobRegistry([CHUNK])
+
+
 def run_chunks(db: Database) -> int:
     """Run every pending chunk job as a worker would (lock, run, mark done); how many ran."""
     with db.sessions() as session:
-        query = select(OutboxJob.id).where(OutboxJob.job == CHUNK_JOB,
+        query = select(OutboxJob.id).where(OutboxJob.job == CHUNK_JOB.name,
                                            OutboxJob.status == "pending")  # fmt: skip
         ids = list(session.scalars(query.order_by(OutboxJob.id)))
     for outbox_id in ids:
-        result = run_outbox_job(lambda: UnitOfWork(db, lambda: T0), outbox_id, 20)
+        result = run_outbox_job(lambda: UnitOfWork(db, lambda: T0), outbox_id, 20, jobs=CHUNKS)
         assert result.outcome == "done", result
     return len(ids)
 

@@ -17,6 +17,7 @@ from models.db.machinery import OutboxJob, QuarantinedMessage, SchedulerRun
 from models.db.uow import UnitOfWork
 from scheduler import heartbeat
 from tasks.deadlines.scan import mark_overdue
+from tasks.outbox.jobs import PROBE_JOB
 from tests import factories as f
 from tests.support import feed
 from workers.broker import build_broker
@@ -84,7 +85,7 @@ def outbox_jobs(db: Database, at: datetime, count: int, status: str = "pending")
     """`count` probe jobs staged at `at` (not sent: no publisher), left in `status`."""
     with UnitOfWork(db, lambda: at) as uow:
         for index in range(count):
-            uow.stage("system.probe", f"seed:{at.isoformat()}:{index}", {"key": str(index)})
+            uow.stage(PROBE_JOB, f"seed:{at.isoformat()}:{index}", {"key": str(index)})
         uow.commit()
     if status != "pending":
         with db.sessions() as session, session.begin():

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import dramatiq
 
-from tasks.outbox.jobs import QUEUES
+from models.db.uow import QUEUES
 from tasks.outbox.runner import RunResult
 
 JOB_MAX_ATTEMPTS = 20

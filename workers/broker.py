@@ -11,7 +11,7 @@ from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 from dramatiq.common import dq_name
 from dramatiq.middleware import AgeLimit, Middleware, Retries, ShutdownNotifications, TimeLimit
 
-from tasks.outbox.jobs import QUEUES
+from models.db.uow import QUEUES
 from workers.settings import Settings
 
 log = logging.getLogger("orderflow.broker")

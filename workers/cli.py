@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tasks.outbox.jobs import QUEUES
+from models.db.uow import QUEUES
 from workers.backlog_cli import backlog_app
 from workers.cli_views import (
     backorders_app,

@@ -13,6 +13,7 @@ from rich.console import Console
 from sqlalchemy import ColumnElement, func, select
 
 from models.db.tables import InboxEntry, OutboxJob, ProbeEffect, QuarantinedMessage
+from tasks.outbox.jobs import PROBE_JOB
 from workers import demo_report, processes
 from workers.demo_data import scenario
 from workers.runtime import Runtime, open_runtime, prepare_database
@@ -73,9 +74,9 @@ def _run_probes(rt: Runtime) -> demo_report.ProbeReport:
     started = time.monotonic()
     with rt.new_uow() as uow:
         for index in range(PROBE_JOBS):
-            uow.stage("system.probe", f"demo:probe:{index}", {"key": f"demo:{index}"})
+            uow.stage(PROBE_JOB, f"demo:probe:{index}", {"key": f"demo:{index}"})
         uow.commit()
-    probes_done = (OutboxJob.job == "system.probe", OutboxJob.status == "done")
+    probes_done = (OutboxJob.job == PROBE_JOB.name, OutboxJob.status == "done")
     _wait(lambda: _count(rt, OutboxJob, *probes_done) >= PROBE_JOBS, WAIT_S)
     with rt.db.sessions() as session:
         distinct = session.scalar(select(func.count(func.distinct(ProbeEffect.probe_key)))) or 0

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tasks.outbox.jobs import QUEUES
+from models.db.uow import QUEUES
 from workers.broker import count_queue
 from workers.streams import INGRESS_GROUP, INGRESS_STREAM, entry_time
 

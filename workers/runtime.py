@@ -5,15 +5,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from models.db import migrate
 from models.db.engine import Database, connect
 from models.db.uow import StagedJob, UnitOfWork
+from tasks.backlog.paid import CHUNK
+from tasks.deadlines.webhook import webhook_job
+from tasks.notifications.sending import email_job
+from tasks.outbox.egress import egress_jobs
+from tasks.outbox.jobs import PROBE, JobRegistry, JobSpec
 from tasks.outbox.runner import RunResult, Started, run_outbox_job
-from workers import egress, egress_batch, embedded, notifier, oem_webhook, payment_jobs
+from tasks.payments.jobs import payment_jobs
+from workers import embedded
 from workers.actors import JOB_MAX_ATTEMPTS, declare_actors
+from workers.adapters import stripe as stripe_adapter
+from workers.adapters.egress_stream import RedisStreamAppender
+from workers.adapters.smtp import SmtpMailer, parse_smtp_url
+from workers.adapters.templating import JinjaRenderer
+from workers.adapters.webhook import HttpWebhookPoster
 from workers.broker import IgnoreProducerOptions, build_broker
 from workers.job_observer import JobLogContext, observed
 from workers.publish import enqueue_staged
@@ -33,6 +46,7 @@ class Runtime:
     db: Database
     redis_url: str = field(repr=False)  # may hold a password
     broker: RedisBroker
+    jobs: JobRegistry
     embedded_redis: embedded.EmbeddedRedis | None = None
     _closed: bool = field(default=False, repr=False)
 
@@ -60,15 +74,10 @@ class Runtime:
 
     def run_job(self, outbox_id: int, started: Started | None = None) -> RunResult:
         """Run one outbox job (what the actors call); `started` learns its name and key."""
-        return run_outbox_job(self.new_uow, outbox_id, JOB_MAX_ATTEMPTS, started)
+        return run_outbox_job(self.new_uow, outbox_id, JOB_MAX_ATTEMPTS, started, jobs=self.jobs)
 
     def declare_actors(self) -> None:
         """Bind the job actors to this runtime's broker (worker processes only)."""
-        notifier.register(self.settings)
-        oem_webhook.register(self.settings)
-        egress.register(self.broker.client, self.settings.egress_max_len)
-        egress_batch.register(self.broker.client, self.settings.egress_max_len)
-        payment_jobs.register(self.settings)
         # First, so that every other middleware's lines about a message carry its fields.
         self.broker.add_middleware(JobLogContext(), before=IgnoreProducerOptions)
         declare_actors(self.broker, observed(self.run_job))
@@ -120,6 +129,32 @@ def open_runtime(settings: Settings | None = None) -> Runtime:
         redis_url = server.url
     db = connect(settings.effective_database_url(), pool_size=settings.worker_threads + 2)
     broker = build_broker(redis_url, settings)
-    return Runtime(
-        settings=settings, db=db, redis_url=redis_url, broker=broker, embedded_redis=server
-    )
+    jobs = build_jobs(settings, broker.client)
+    return Runtime(settings=settings, db=db, redis_url=redis_url, broker=broker, jobs=jobs,
+                   embedded_redis=server)  # fmt: skip
+
+
+def build_jobs(settings: Settings, client: redis.Redis) -> JobRegistry:
+    """Every job this process can run, each with the adapters it calls."""
+    return JobRegistry([
+        PROBE, CHUNK, *payment_job_specs(settings), email_job_spec(settings),
+        webhook_job(HttpWebhookPoster(settings.oem_webhook_secret.get_secret_value().encode(),
+                                      settings.oem_webhook_timeout_s)),
+        *egress_jobs(RedisStreamAppender(client, settings.egress_max_len)),
+    ])  # fmt: skip
+
+
+def payment_job_specs(settings: Settings) -> list[JobSpec]:
+    """The payment jobs against the configured Stripe, its calls side by side."""
+    gateway = stripe_adapter.gateway_factory(settings)
+    # A claim older than a few Stripe timeouts belongs to a worker that died mid-call.
+    stale = timedelta(seconds=3 * settings.stripe_timeout_s)
+    return payment_jobs(gateway, stale, stripe_adapter.side_by_side(settings.stripe_concurrency))
+
+
+def email_job_spec(settings: Settings) -> JobSpec:
+    """The email job with the configured SMTP server (none: mail waits) and templates."""
+    smtp_url = settings.smtp_url.get_secret_value()
+    mailer = SmtpMailer(parse_smtp_url(smtp_url)) if smtp_url else None
+    override = Path(settings.template_dir) if settings.template_dir else None
+    return email_job(mailer, JinjaRenderer(override), settings.mail_from)

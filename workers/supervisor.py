@@ -15,8 +15,8 @@ from multiprocessing.process import BaseProcess
 
 import dramatiq
 
+from models.db.uow import QUEUES
 from tasks.orders.placing import warm_calendars
-from tasks.outbox.jobs import QUEUES
 from workers import embedded
 from workers.broker import DeadWorkerSweeper
 from workers.ingress import IngressConsumer

@@ -15,6 +15,20 @@ from models.db.failpoints import crash_point
 from models.db.machinery import OutboxJob
 from models.db.sql import insert_many_ignore
 
+QUEUES = ("default", "payments", "notifications", "bulk")
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """An outbox job's name and the queue it runs on: the one place a job's queue is set."""
+
+    name: str
+    queue: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.queue not in QUEUES:
+            raise ValueError(f"unknown queue {self.queue!r}")
+
 
 @dataclass(frozen=True)
 class StagedJob:
@@ -85,21 +99,19 @@ class UnitOfWork:
             self.session.rollback()
         self.session.close()
 
-    def stage(self, job: str, key: str, payload: dict[str, Any], queue: str = "default") -> bool:
+    def stage(self, job: JobKind, key: str, payload: dict[str, Any]) -> bool:
         """Add an outbox job unless one with this key exists; True when it was new."""
-        return self.stage_many(job, [(key, payload)], queue) == 1
+        return self.stage_many(job, [(key, payload)]) == 1
 
-    def stage_many(
-        self, job: str, items: Sequence[tuple[str, dict[str, Any]]], queue: str = "default"
-    ) -> int:
+    def stage_many(self, job: JobKind, items: Sequence[tuple[str, dict[str, Any]]]) -> int:
         """Add one outbox job per (key, payload) whose key is new; how many were new."""
         now = self.clock()
         fast = self._publisher is not None
         rows = [
             {
                 "key": key,
-                "job": job,
-                "queue": queue,
+                "job": job.name,
+                "queue": job.queue,
                 "payload": payload,
                 "status": "pending",
                 "created_at": now,
@@ -113,7 +125,8 @@ class UnitOfWork:
             for key, payload in items
         ]
         new_ids = insert_many_ignore(self.session, OutboxJob, rows, ["key"])
-        self._staged += [StagedJob(outbox_id=int(i), job=job, queue=queue) for i in new_ids]
+        self._staged += [StagedJob(outbox_id=int(i), job=job.name, queue=job.queue)
+                         for i in new_ids]  # fmt: skip
         return len(new_ids)
 
     def savepoint(self) -> Savepoint:

@@ -13,7 +13,7 @@ from typing import Any
 
 from models.db import bulk_jobs, paid_backlog
 from models.db.orders import record_many
-from models.db.uow import UnitOfWork
+from models.db.uow import JobKind, UnitOfWork
 from models.domain.backlog import (
     BulkOutcome,
     Unmet,
@@ -21,10 +21,10 @@ from models.domain.backlog import (
     reasons_text,
     unmet_conditions,
 )
-from tasks.outbox.egress_batch import emit_batch
-from tasks.outbox.jobs import job
+from tasks.outbox.egress import emit_batch
+from tasks.outbox.jobs import JobSpec
 
-CHUNK_JOB = "paid_backlog.chunk"
+CHUNK_JOB = JobKind("paid_backlog.chunk", "bulk")
 CHUNK_SIZE = 500
 CREATED_EVENT = "paid_backlog.created"
 
@@ -58,7 +58,6 @@ def start_job(
             CHUNK_JOB,
             bulk_jobs.chunk_key(record.id, chunks),
             {"job_id": record.id, "chunk": chunks, field: list(part)},
-            queue="bulk",
         )
         orders += len(part)
     bulk_jobs.planned(uow.session, record, chunks=chunks, orders=orders, at=uow.clock())
@@ -75,7 +74,6 @@ def _parts(
     yield from paid_backlog.iter_eligible_ids(uow.session, size)
 
 
-@job(CHUNK_JOB, queue="bulk")
 def run_chunk(uow: UnitOfWork, payload: dict[str, Any]) -> None:
     """Decide every order of the chunk, create paid backlog for the eligible ones (unless it is a
     dry run) and record the results and the progress."""
@@ -172,3 +170,6 @@ def _tally(rows: list[dict[str, Any]]) -> bulk_jobs.ChunkTally:
         skipped=by[BulkOutcome.SKIPPED.value],
         unknown=by[BulkOutcome.UNKNOWN_ORDER.value],
     )
+
+
+CHUNK = JobSpec(CHUNK_JOB, fn=run_chunk)

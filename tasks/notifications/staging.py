@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from models.db import notifications
 from models.db.commerce import Customer, Order
-from models.db.uow import UnitOfWork
+from models.db.uow import JobKind, UnitOfWork
 
-SEND_JOB = "notification.send"
-WEBHOOK_JOB = "notification.webhook"
+SEND_JOB = JobKind("notification.send", "notifications")
+WEBHOOK_JOB = JobKind("notification.webhook", "notifications")
 JOBS = {"email": SEND_JOB, "webhook": WEBHOOK_JOB}
 
 
@@ -138,5 +138,5 @@ def stage_all(uow: UnitOfWork, messages: Sequence[Outgoing]) -> int:
             continue
         new_ids = notifications.add_many(uow.session, rows, uow.clock())
         jobs = [(f"notify:{i}", {"notification_id": i}) for i in new_ids]
-        added += uow.stage_many(job, jobs, queue="notifications")
+        added += uow.stage_many(job, jobs)
     return added

@@ -15,7 +15,7 @@ from models.db.failpoints import crash_point
 from models.db.tables import OutboxJob
 from models.db.uow import UowFactory
 from models.domain.errors import PermanentError, RetryableError
-from tasks.outbox.jobs import JobSpec, get_job
+from tasks.outbox.jobs import JobRegistry, JobSpec
 
 MAX_ERROR_CHARS = 2000
 # Told (job name, key) once the row is loaded: how the caller labels its logs and metrics.
@@ -31,7 +31,12 @@ class RunResult:
 
 
 def run_outbox_job(
-    new_uow: UowFactory, outbox_id: int, max_attempts: int, started: Started | None = None
+    new_uow: UowFactory,
+    outbox_id: int,
+    max_attempts: int,
+    started: Started | None = None,
+    *,
+    jobs: JobRegistry,
 ) -> RunResult:
     """Run the job once; a second delivery finds it done and does nothing."""
     limit: int | None = max_attempts
@@ -44,7 +49,7 @@ def run_outbox_job(
                 started(row.job, row.key)
             if row.status != "pending":
                 return RunResult("duplicate", row.status)
-            spec = get_job(row.job)
+            spec = jobs.get(row.job)
             payload = dict(row.payload)
             if spec.fn is not None:
                 spec.fn(uow, payload)

@@ -33,5 +33,4 @@ def handle_stripe_event(uow: UnitOfWork, message: DecodedMessage) -> None:
     intent_id = _intent_of(uow, data)
     if intent_id is None:
         return  # not one of ours (or a charge we never captured): nothing to reconcile
-    uow.stage(RECONCILE_JOB, f"stripe:{data.id}", {"intent_id": intent_id, "event": data.type},
-              queue="payments")  # fmt: skip
+    uow.stage(RECONCILE_JOB, f"stripe:{data.id}", {"intent_id": intent_id, "event": data.type})

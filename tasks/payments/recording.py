@@ -20,7 +20,7 @@ from models.domain.ledger import HoldState
 from models.domain.notifications import DESK_CAPTURE_FAILED, PAYMENT_FAILED, payment_template
 from models.domain.payments import CARD_PROBLEMS, share
 from tasks.notifications import staging as notify
-from tasks.outbox import egress, egress_batch
+from tasks.outbox import egress
 from tasks.payments.requesting import (
     CANCELLED,
     capture_key,
@@ -115,7 +115,7 @@ def record_captures(uow: UnitOfWork, captures: Sequence[Captured]) -> list[int]:
     record_many(uow.session, events)
     if len(published) > 1:  # one job carries the batch's events, not one job each
         batch = f"payment.captured:{published[0][0]}+{len(published) - 1}"
-        egress_batch.emit_batch(uow, batch, "payment.captured", published)
+        egress.emit_batch(uow, batch, "payment.captured", published)
     else:
         egress.emit_many(uow, "payment.captured", published)
     return [c.operation_id for c in todo]

@@ -17,15 +17,17 @@ from models.db import operations
 from models.db.commerce import Order
 from models.db.ledger import paid_by_card, refresh
 from models.db.orders import record
-from models.db.uow import UnitOfWork
+from models.db.uow import JobKind, UnitOfWork
 from models.domain.ledger import HoldState
 from models.domain.notifications import DESK_HOLD_EXPIRED
 from models.domain.payments import hold_expired
 from models.domain.statuses import FulfillmentStatus, PaymentMethod
 from tasks.notifications import staging as notify
 
-CAPTURE_JOB, CANCEL_JOB, REFUND_JOB = "payment.capture", "payment.cancel", "payment.refund"
-RECONCILE_JOB = "stripe.reconcile"
+CAPTURE_JOB = JobKind("payment.capture", "payments")
+CANCEL_JOB = JobKind("payment.cancel", "payments")
+REFUND_JOB = JobKind("payment.refund", "payments")
+RECONCILE_JOB = JobKind("stripe.reconcile", "payments")
 # Captures one job makes (its Stripe calls go side by side, its outcomes in one transaction).
 CAPTURE_BATCH = 50
 CANCELLED = FulfillmentStatus.CANCELLED.value
@@ -123,11 +125,10 @@ def stage_captures(uow: UnitOfWork, operation_ids: list[int]) -> None:
     for start in range(0, len(operation_ids), CAPTURE_BATCH):
         batch = operation_ids[start : start + CAPTURE_BATCH]
         if len(batch) == 1:
-            uow.stage(CAPTURE_JOB, f"capture:{batch[0]}", {"operation_id": batch[0]},
-                      queue="payments")  # fmt: skip
+            uow.stage(CAPTURE_JOB, f"capture:{batch[0]}", {"operation_id": batch[0]})
         else:
             key = f"captures:{batch[0]}+{len(batch) - 1}"
-            uow.stage(CAPTURE_JOB, key, {"operation_ids": batch}, queue="payments")
+            uow.stage(CAPTURE_JOB, key, {"operation_ids": batch})
 
 
 def request_release(uow: UnitOfWork, order: Order) -> str:
@@ -155,13 +156,13 @@ def request_refund(uow: UnitOfWork, order: Order) -> str:
     return "nothing paid by card to refund"
 
 
-def _stage(uow: UnitOfWork, order: Order, kind: str, job: str, amount: int | None) -> str:
+def _stage(uow: UnitOfWork, order: Order, kind: str, job: JobKind, amount: int | None) -> str:
     op_id = operations.create(uow.session, operations.row(
         key=f"order:{order.id}:{kind}", kind=kind, order_id=order.id, amount=amount,
         currency=order.currency, at=uow.clock()))  # fmt: skip
     if op_id is None:
         return f"{kind} already requested"
-    uow.stage(job, f"{kind}:{op_id}", {"operation_id": op_id}, queue="payments")
+    uow.stage(job, f"{kind}:{op_id}", {"operation_id": op_id})
     return f"{kind} requested" + (f" ({amount} {order.currency})" if amount else "")
 
 

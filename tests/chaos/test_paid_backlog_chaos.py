@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from models.db.bulk_jobs import BulkJob
 from models.db.commerce import BacklogSku, Order, OrderLine
 from models.db.machinery import OutboxJob, TimelineEvent
-from tasks.outbox.egress_batch import PUBLISH_BATCH_JOB
+from tasks.outbox.egress import PUBLISH_BATCH_JOB
 from tests import factories as f
 from tests.backlog_seed import LINES_PER_ORDER, seed_paid_card_orders
 from tests.e2e.conftest import Stack
@@ -73,7 +73,7 @@ def _tally(stack: Stack) -> Tally:
 def _event_numbers(stack: Stack) -> tuple[int, int]:
     """(events staged, distinct orders among them) over every batch of `paid_backlog.created`."""
     with stack.rt.db.sessions() as session:
-        query = select(OutboxJob.payload).where(OutboxJob.job == PUBLISH_BATCH_JOB)
+        query = select(OutboxJob.payload).where(OutboxJob.job == PUBLISH_BATCH_JOB.name)
         numbers = [e["data"]["number"] for p in session.scalars(query) for e in p["events"]]
     return len(numbers), len(set(numbers))
 

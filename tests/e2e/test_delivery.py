@@ -8,6 +8,7 @@ import time
 import psutil
 import pytest
 
+from tasks.outbox.jobs import PROBE_JOB
 from tests.e2e.conftest import Stack
 from tests.support import probe_counts, wait_until
 
@@ -18,7 +19,7 @@ JOBS = 500
 def _stage_probes(stack: Stack, count: int, work_ms: int) -> None:
     with stack.rt.new_uow() as uow:
         for index in range(count):
-            uow.stage("system.probe", f"probe:{index}", {"key": f"p{index}", "work_ms": work_ms})
+            uow.stage(PROBE_JOB, f"probe:{index}", {"key": f"p{index}", "work_ms": work_ms})
         uow.commit()
 
 

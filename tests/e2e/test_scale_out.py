@@ -29,6 +29,7 @@ from models.db.tables import (
     ProbeEffect,
     QuarantinedMessage,
 )
+from tasks.outbox.jobs import PROBE_JOB
 from tests import factories as f
 from tests.e2e.conftest import Stack
 from tests.fakes.stripe_server import StripeFake
@@ -215,7 +216,7 @@ def _publish(stack: Stack, bodies: list[bytes]) -> None:
     client.close()
     with stack.rt.new_uow() as uow:
         for index in range(PROBES):
-            uow.stage("system.probe", f"scale:probe:{index}", {"key": f"scale:{index}"})
+            uow.stage(PROBE_JOB, f"scale:probe:{index}", {"key": f"scale:{index}"})
         uow.commit()
 
 

@@ -339,7 +339,7 @@ def _assert_mail(run: Run) -> None:
     assert (sink.count(), sink.attempts, sink.auth_refusals, sink.rcpt_rejections) == (
         2 * ORDERS - 2, 2 * ORDERS - 1, AUTH_REFUSALS, 2,
     )  # fmt: skip
-    sends = (OutboxJob.job == SEND_JOB, OutboxJob.last_error.is_not(None))
+    sends = (OutboxJob.job == SEND_JOB.name, OutboxJob.last_error.is_not(None))
     reasons = Counter(map(_reason, _column(stack, OutboxJob.last_error, *sends)))
     # The rows that met a refused login or the deferral keep that error; which rows is a race.
     assert reasons["recipient_refused"] == 2
@@ -410,7 +410,7 @@ def _run_everything(run: Run) -> list[int]:
     assert wait_until(lambda: _settled(run), SETTLE_S), _diagnose(run)
     assert wait_until(lambda: _webhooks_listening(run.webhook_url), 30)
     _post_webhooks(run)
-    reconciled = (OutboxJob.job == RECONCILE_JOB, OutboxJob.status == "done")
+    reconciled = (OutboxJob.job == RECONCILE_JOB.name, OutboxJob.status == "done")
     assert wait_until(lambda: _count(stack, OutboxJob, *reconciled) == 1, 30), _diagnose(run)
     settled = time.monotonic()
     _report(run)

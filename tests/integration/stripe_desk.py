@@ -16,10 +16,11 @@ from models.db.machinery import Notification, OutboxJob
 from models.db.uow import UnitOfWork
 from models.domain.errors import RetryableError
 from tasks.intake.ingest import Outcome, ingest_batch
+from tasks.outbox.jobs import JobRegistry
 from tasks.outbox.runner import run_outbox_job
 from tests import factories as f
 from tests.fakes.stripe_server import StripeFake
-from workers import payment_jobs
+from workers.runtime import payment_job_specs
 from workers.settings import Settings
 
 API_KEY = "sk_test_capture_secret_9"
@@ -40,6 +41,7 @@ class Desk:
     db: Database
     fake: StripeFake
     now: datetime
+    jobs: JobRegistry
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db, lambda: self.now, options={"desk_email": DESK})
@@ -62,7 +64,7 @@ class Desk:
                 break
             for job_id in due:
                 try:
-                    run_outbox_job(self.uow, job_id, 20)
+                    run_outbox_job(self.uow, job_id, 20, jobs=self.jobs)
                 except RetryableError as error:
                     errors.append(error.reason)
         return errors
@@ -93,9 +95,9 @@ def running_desk(db: Database) -> Iterator[Desk]:
     fake = StripeFake.start(API_KEY, seed=3, timeout_delay=1.0, slow_delay=1.0)
     settings = Settings(stripe_api_key=API_KEY, stripe_api_base=fake.base_url,
                         stripe_timeout_s=0.5, _env_file=None)  # fmt: skip
-    payment_jobs.register(settings)
-    # The jobs read the wall clock (as the fake does) to tell whether a hold has lapsed.
-    yield Desk(db, fake, datetime.now(UTC))
+    # The jobs read the desk's clock, set from the wall clock (as the fake's is), to tell
+    # whether a hold has lapsed.
+    yield Desk(db, fake, datetime.now(UTC), JobRegistry(payment_job_specs(settings)))
     fake.stop()
 
 

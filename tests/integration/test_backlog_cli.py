@@ -81,7 +81,7 @@ def test_a_dry_run_reports_every_order_and_creates_nothing(env: Database) -> Non
 def test_create_follows_the_job_until_the_workers_are_done(env: Database) -> None:
     # Given a "worker" that runs the chunks once they are queued
     def work() -> None:
-        assert wait_until(lambda: count(env, OutboxJob, OutboxJob.job == CHUNK_JOB) == 1, 30)
+        assert wait_until(lambda: count(env, OutboxJob, OutboxJob.job == CHUNK_JOB.name) == 1, 30)
         run_chunks(env)
 
     worker = threading.Thread(target=work)

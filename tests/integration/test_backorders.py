@@ -61,7 +61,7 @@ def _counts(db: Database) -> dict[str, int]:
             "orders": count(Order),
             "reservations": count(StockReservation),
             "notifications": count(Notification),
-            "egress": count(OutboxJob, OutboxJob.job == PUBLISH_JOB),
+            "egress": count(OutboxJob, OutboxJob.job == PUBLISH_JOB.name),
         }
 
 
@@ -177,7 +177,7 @@ def test_a_restock_releases_oldest_first_and_records_why(db: Database) -> None:
     counts = _counts(db)
     assert (counts["egress"], counts["notifications"]) == (1, 3 + 1)
     with db.sessions() as session:
-        event = session.scalars(select(OutboxJob).where(OutboxJob.job == PUBLISH_JOB)).one()
+        event = session.scalars(select(OutboxJob).where(OutboxJob.job == PUBLISH_JOB.name)).one()
         data = event.payload["event"]["data"]
         assert (event.payload["event"]["type"], data["number"], data["parent_number"]) == (
             "fulfillment.submitted", "B2-backorder", "B2",

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from models.db.commerce import Payment
 from models.db.machinery import ExternalOperation, OutboxJob
 from tasks.messages.signing import sign
-from tasks.outbox.jobs import get_job
 from tests import factories as f
 from tests.fakes.stripe_faults import FaultKind
 from tests.integration.stripe_desk import CAPTURE, DESK, SPLIT_LINES, TOTAL, Desk, shipped
@@ -220,6 +219,6 @@ def test_cancelling_a_captured_backorder_refunds_its_share(desk: Desk) -> None:
     assert [desk.order(n).payment_status for n in ("S2", "S2-backorder")] == ["paid", "refunded"]
 
 
-def test_get_job_knows_every_payment_job(desk: Desk) -> None:
+def test_the_desk_knows_every_payment_job_on_the_payments_queue(desk: Desk) -> None:
     for name in ("payment.capture", "payment.cancel", "payment.refund", "stripe.reconcile"):
-        assert get_job(name).queue == "payments"
+        assert desk.jobs.get(name).queue == "payments"

@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 import redis
 
-from tasks.outbox.egress_batch import PUBLISH_BATCH_JOB
-from tasks.outbox.jobs import get_job
-from workers import egress_batch
-from workers.egress import sent_marker
+from tasks.outbox.egress import PUBLISH_BATCH_JOB, egress_jobs
+from tasks.outbox.jobs import JobRegistry
+from workers.adapters.egress_stream import RedisStreamAppender, sent_marker
 from workers.streams import EGRESS_STREAM
 
 pytestmark = pytest.mark.integration
@@ -26,10 +25,9 @@ def _event(n: int) -> dict[str, Any]:
 def test_a_batch_run_twice_appends_each_event_once(redis_url: str) -> None:
     # Given the batch job bound to our Redis, and a batch of three events
     client = redis.Redis.from_url(redis_url)
-    egress_batch.register(client, 1000)
     events = [_event(n) for n in (1, 2, 3)]
     first_id = client.xadd(EGRESS_STREAM, {"event": "{}"})  # where our entries start
-    spec = get_job(PUBLISH_BATCH_JOB)
+    spec = JobRegistry(egress_jobs(RedisStreamAppender(client, 1000))).get(PUBLISH_BATCH_JOB.name)
     assert spec.external is not None
     try:
         # When it runs, then runs again (a re-delivery after a crash)

@@ -11,7 +11,8 @@ import pytest
 import trustme
 
 from models.domain.errors import PermanentError, RetryableError
-from workers import mail
+from tasks.notifications.sending import message_id
+from workers.adapters import smtp as mail
 from workers.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ def sink() -> Iterator[SmtpSink]:
 def _email(to: str = "ada@example.com") -> EmailMessage:
     email = EmailMessage()
     email["From"], email["To"], email["Subject"] = "orders@shop.example", to, "Hi"
-    email["Message-ID"] = mail.message_id("k1", "orders@shop.example")
+    email["Message-ID"] = message_id("k1", "orders@shop.example")
     email.set_content("hello")
     return email
 
@@ -34,7 +35,7 @@ def _email(to: str = "ada@example.com") -> EmailMessage:
 def test_authenticated_delivery_keeps_the_message_id(sink: SmtpSink) -> None:
     mail.send(mail.parse_smtp_url(sink.url), _email())
     assert [(m.rcpt_tos, m.message_id) for m in sink.messages] == [
-        (["ada@example.com"], mail.message_id("k1", "orders@shop.example"))
+        (["ada@example.com"], message_id("k1", "orders@shop.example"))
     ]
 
 

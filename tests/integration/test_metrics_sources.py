@@ -17,12 +17,13 @@ from models.domain.errors import OrderflowError
 from tests.fakes.stripe_faults import FaultKind
 from tests.fakes.stripe_server import StripeFake
 from tests.services import RedisServer
-from workers import mail, streams
+from workers import streams
+from workers.adapters import smtp as mail
+from workers.adapters.stripe import StripeGateway
 from workers.broker import build_broker
 from workers.queue_metrics import QueueCollector
 from workers.settings import Settings
 from workers.smtp_sink import SmtpSink
-from workers.stripe_adapter import StripeGateway
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from models.domain.errors import RetryableError
 from tasks.outbox.runner import run_outbox_job
 from tests import factories as f
 from tests.integration.stripe_desk import DESK, SPLIT_LINES, TOTAL, Desk, shipped
-from workers import notifier
+from workers.runtime import email_job_spec
 from workers.settings import Settings
 from workers.smtp_sink import SmtpSink
 
@@ -32,7 +32,7 @@ SHIPPED = ("ada@example.com", "Order {} has shipped")
 def sink(desk: Desk) -> Iterator[SmtpSink]:
     """A real SMTP server the send job delivers to, registered for this test's desk."""
     with SmtpSink.start() as server:
-        notifier.register(Settings(smtp_url=server.url, _env_file=None))
+        desk.jobs.add(email_job_spec(Settings(smtp_url=server.url, _env_file=None)))
         yield server
 
 
@@ -49,7 +49,7 @@ def run_jobs(desk: Desk, rounds: int = 6) -> list[str]:
             break
         for job_id in due:
             try:
-                run_outbox_job(desk.uow, job_id, 20)
+                run_outbox_job(desk.uow, job_id, 20, jobs=desk.jobs)
             except RetryableError as error:
                 errors.append(error.reason)
     return errors

@@ -15,13 +15,16 @@ from models.db.tables import Notification, OutboxJob
 from models.db.uow import UnitOfWork
 from models.domain.errors import RetryableError
 from models.domain.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from tasks.deadlines import webhook as oem_message
 from tasks.deadlines.scan import mark_overdue
+from tasks.deadlines.webhook import webhook_job
+from tasks.outbox.jobs import JobRegistry
 from tasks.outbox.runner import RunResult, run_outbox_job
 from tests import factories as f
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import feed
-from workers import oem_webhook
-from workers.settings import Settings
+from workers.adapters import webhook as oem_webhook
+from workers.adapters.webhook import HttpWebhookPoster
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -48,8 +51,9 @@ def _overdue_order(db: Database, url: str) -> int:
 
 
 def _run(db: Database, outbox_id: int, secret: str = SECRET) -> RunResult:
-    oem_webhook.register(Settings(oem_webhook_secret=secret, _env_file=None))
-    return run_outbox_job(lambda: UnitOfWork(db, lambda: datetime.now(UTC)), outbox_id, 20)
+    jobs = JobRegistry([webhook_job(HttpWebhookPoster(secret.encode(), 10.0))])
+    return run_outbox_job(lambda: UnitOfWork(db, lambda: datetime.now(UTC)), outbox_id, 20,
+                          jobs=jobs)  # fmt: skip
 
 
 def _notification(db: Database) -> Notification:
@@ -71,7 +75,7 @@ def test_the_failure_webhook_is_posted_once_signed_and_recorded(
     assert (post.status, post.signature_ok, post.path) == (200, True, "/hooks/orderflow")
     assert post.headers[SIGNATURE_HEADER].startswith(f"t={post.headers[TIMESTAMP_HEADER]},v1=")
     assert post.document == {
-        "id": oem_webhook.message_id(note.key), "type": "order.confirmation_failure",
+        "id": oem_message.message_id(note.key), "type": "order.confirmation_failure",
         "occurred_at": DUE.isoformat(),
         "data": {"number": "M0", "manufacturer_id": "oem-acme", "placed_at": T0.isoformat(),
                  "confirmation_deadline": DUE.isoformat(), "overdue_at": DUE.isoformat(),

@@ -12,6 +12,7 @@ from models.db.engine import Database
 from models.db.outbox import claim_due
 from models.db.tables import OutboxJob
 from models.db.uow import StagedJob, UnitOfWork
+from tasks.outbox.jobs import PROBE_JOB
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -30,7 +31,7 @@ def _claim(db: Database, at: datetime, *, first_send: bool, limit: int = 100) ->
 def _stage_unsent(db: Database, count: int) -> None:
     with UnitOfWork(db, lambda: T0) as uow:
         for index in range(count):
-            uow.stage("system.probe", f"k{index}", {"key": f"k{index}"})
+            uow.stage(PROBE_JOB, f"k{index}", {"key": f"k{index}"})
         uow.commit()
 
 

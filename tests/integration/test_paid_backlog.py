@@ -13,8 +13,7 @@ from models.db.engine import Database
 from models.db.machinery import InboxEntry, OutboxJob, QuarantinedMessage
 from models.db.uow import UnitOfWork
 from tasks.backlog import paid as paid_backlog
-from tasks.outbox.egress import event_id
-from tasks.outbox.egress_batch import PUBLISH_BATCH_JOB
+from tasks.outbox.egress import PUBLISH_BATCH_JOB, event_id
 from tests import factories as f
 from tests.backlog_support import (
     BITS,
@@ -49,7 +48,7 @@ def _setup(db: Database, *envelopes: dict[str, object]) -> None:
 def _events(db: Database) -> list[dict[str, Any]]:
     """The `paid_backlog.created` events staged so far (in their batch jobs)."""
     with db.sessions() as session:
-        query = select(OutboxJob.payload).where(OutboxJob.job == PUBLISH_BATCH_JOB)
+        query = select(OutboxJob.payload).where(OutboxJob.job == PUBLISH_BATCH_JOB.name)
         return [e for payload in session.scalars(query.order_by(OutboxJob.id))
                 for e in payload["events"]]  # fmt: skip
 

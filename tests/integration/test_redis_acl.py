@@ -13,7 +13,8 @@ import redis
 from tests.conftest import unavailable
 from tests.redis_acl import ACL_FILE, AclRedis, denials, refusal, start_acl_redis
 from tests.services import ServiceError
-from workers import egress, streams
+from workers import streams
+from workers.adapters import egress_stream as egress
 from workers.broker import NAMESPACE, DeadWorkerSweeper
 from workers.settings import Settings
 from workers.streams import EGRESS_STREAM, INGRESS_STREAM

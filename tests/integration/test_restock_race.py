@@ -127,7 +127,7 @@ def test_parallel_restocks_never_over_release_or_release_twice(fresh_postgres_ur
         processing = session.scalar(select(func.count()).select_from(Order).where(
             Order.fulfillment_status == "processing"))  # fmt: skip
         events = session.scalars(
-            select(OutboxJob.payload).where(OutboxJob.job == PUBLISH_JOB)
+            select(OutboxJob.payload).where(OutboxJob.job == PUBLISH_JOB.name)
         ).all()
     assert len(restocks) == RESTOCKS
     assert recorded == _replay(waiting, [r.quantity for r in restocks])

@@ -15,8 +15,8 @@ from tasks.ports import IntentState, RefundResult
 from tests.fakes.stripe_faults import FaultKind
 from tests.fakes.stripe_model import HOLD_SECONDS, Effect
 from tests.fakes.stripe_server import StripeFake
+from workers.adapters.stripe import StripeGateway
 from workers.settings import Settings
-from workers.stripe_adapter import StripeGateway
 
 pytestmark = pytest.mark.integration
 

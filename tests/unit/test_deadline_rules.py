@@ -17,10 +17,12 @@ from models.domain.deadlines import awaiting_confirmation, batch_sizes, reminder
 from models.domain.errors import PermanentError, RetryableError
 from models.domain.notifications import DESK_CONFIRMATION_REMINDER, OEM_CONFIRMATION_FAILURE
 from models.domain.webhook_signature import signature_header, verify
+from tasks.deadlines import webhook as oem_message
 from tasks.messages.v1.orders import OrderPlacedV1
 from tasks.orders.placing import order_row
 from tests import factories as f
-from workers import oem_webhook, templating
+from workers.adapters import templating
+from workers.adapters import webhook as oem_webhook
 
 SECRET = b"whsec_test"
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "manufacturers.md"
@@ -153,10 +155,10 @@ def test_the_webhook_body_is_compact_sorted_json_with_an_id_stable_per_key() -> 
     # Given the same staged message claimed twice, and another message
     first, again, other = _claim(), _claim(), _claim("order:8:x:webhook")
     # Then the bodies are byte-identical, and the id differs only between messages
-    assert oem_webhook.body_of(first) == oem_webhook.body_of(again)
-    assert oem_webhook.body_of(first).startswith(b'{"data":{"manufacturer_id":"oem-acme",')
-    assert oem_webhook.message_id(first.key) != oem_webhook.message_id(other.key)
-    assert f'"id":"{oem_webhook.message_id(first.key)}"'.encode() in oem_webhook.body_of(first)
+    assert oem_message.body_of(first) == oem_message.body_of(again)
+    assert oem_message.body_of(first).startswith(b'{"data":{"manufacturer_id":"oem-acme",')
+    assert oem_message.message_id(first.key) != oem_message.message_id(other.key)
+    assert f'"id":"{oem_message.message_id(first.key)}"'.encode() in oem_message.body_of(first)
 
 
 def test_a_non_http_url_is_refused_without_calling_out() -> None:

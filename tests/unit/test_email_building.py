@@ -12,8 +12,10 @@ import pytest
 
 from models.db.notifications import Claim
 from models.domain.notifications import OEM_CONFIRMATION_FAILURE
-from workers import mail, templating
-from workers.notifier import build_email
+from tasks.notifications.sending import build_email, message_id
+from workers.adapters import smtp as mail
+from workers.adapters import templating
+from workers.adapters.templating import JinjaRenderer
 
 SENDER = "orders@shop.example"
 EVIL_NOTE = "Leave at door\r\nBcc: x@example.com\n{{ 7*7 }} <script>alert(1)</script>"
@@ -45,7 +47,7 @@ def _parts(email: EmailMessage) -> tuple[str, str]:
 
 def test_a_note_with_a_header_and_template_code_stays_plain_text() -> None:
     # Given a shipment email whose note tries to add a Bcc header and run template code
-    email = build_email(templating.environment(), _claim("fulfillment_shipped", note=EVIL_NOTE,
+    email = build_email(JinjaRenderer(), _claim("fulfillment_shipped", note=EVIL_NOTE,
                         carrier="DHL", tracking_numbers=["1Z999"]), SENDER)  # fmt: skip
     # When it is serialised and parsed back as a mail server would
     received = _roundtrip(email)
@@ -66,16 +68,16 @@ def test_a_note_with_a_header_and_template_code_stays_plain_text() -> None:
 
 def test_subjects_never_carry_line_breaks() -> None:
     email = build_email(
-        templating.environment(), _claim("order_confirmed", order_number="M1\r\nBcc: x@y"), SENDER
+        JinjaRenderer(), _claim("order_confirmed", order_number="M1\r\nBcc: x@y"), SENDER
     )
     assert email["Subject"] == "Order M1 Bcc: x@y confirmed"
     assert _roundtrip(email)["Bcc"] is None
 
 
 def test_the_message_id_is_stable_per_notification_key() -> None:
-    first = mail.message_id("order:1:env-1:payment_paid", SENDER)
-    assert first == mail.message_id("order:1:env-1:payment_paid", SENDER)
-    assert first != mail.message_id("order:1:env-2:payment_paid", SENDER)
+    first = message_id("order:1:env-1:payment_paid", SENDER)
+    assert first == message_id("order:1:env-1:payment_paid", SENDER)
+    assert first != message_id("order:1:env-2:payment_paid", SENDER)
     assert first.endswith("@shop.example>")
 
 

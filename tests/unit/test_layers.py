@@ -57,4 +57,4 @@ def test_only_the_stripe_adapter_imports_stripe() -> None:
         if any(name == "stripe" or name.startswith("stripe.") for name in _imports(path))
     ]
     # Then exactly one module talks to Stripe
-    assert importers == ["workers/stripe_adapter.py"]
+    assert importers == ["workers/adapters/stripe.py"]

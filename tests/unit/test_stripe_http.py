@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from workers.stripe_adapter import _http_client, _KeptAlive
+from workers.adapters.stripe import _http_client, _KeptAlive
 
 
 def test_the_environments_proxy_for_stripe_is_taken_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,9 +18,13 @@ from models.db import backlog, bulk_jobs
 from models.db.bulk_jobs import BulkJob
 from models.db.engine import Database
 from models.db.uow import UnitOfWork
-from tasks.backlog.paid import start_job
+from tasks.backlog.paid import CHUNK, start_job
+from tasks.outbox.jobs import JobRegistry
 from tasks.outbox.runner import run_outbox_job
 from workers.actors import JOB_MAX_ATTEMPTS
+
+# Here only the chunks run (in this process, for the dry run and --no-wait).
+CHUNKS = JobRegistry([CHUNK])
 
 PAID_BACKLOG_COLUMNS = ("number", "sku", "quantity", "remaining", "created_at", "consumed_by")
 POLL_S = 0.5
@@ -58,7 +62,7 @@ def run_here(db: Database, job_id: int, clock: Callable[[], datetime], console: 
     with _progress(console) as progress:
         task = progress.add_task(f"job {job_id}", total=len(chunks))
         for outbox_id, _ in chunks:
-            run_outbox_job(lambda: UnitOfWork(db, clock), outbox_id, JOB_MAX_ATTEMPTS)
+            run_outbox_job(lambda: UnitOfWork(db, clock), outbox_id, JOB_MAX_ATTEMPTS, jobs=CHUNKS)
             progress.advance(task)
 
 

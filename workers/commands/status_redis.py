@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tasks.outbox.jobs import QUEUES
+from models.db.uow import QUEUES
 from workers.broker import count_queue
 from workers.commands.context import redis_connection
 from workers.commands.status_options import StatusOptions, age_s, iso

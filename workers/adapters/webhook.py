@@ -1,33 +1,22 @@
-"""The `notification.webhook` job: POST a message to a manufacturer's URL as signed JSON.
+"""The webhook adapter (WebhookPoster): POST a signed JSON body to a manufacturer's URL.
 
-Claim, POST and settle are the notification steps of workers/notifier.py, so a message recorded
-`sent` is never posted again. The body carries a stable `id` derived from the notification key:
-should a worker die between the receiver's 2xx and our record of it, the message is posted
-again after STALE_SENDING with the same id, and the receiver drops the copy.
+Neither the secret nor the URL (it may hold a token) ever appears in an error; redirects are
+refused, not followed, so the signed body goes only where it was configured.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import time
 import urllib.error
 import urllib.request
-import uuid
 from email.message import Message
-from typing import IO, Any
+from typing import IO
 
-from models.db import notifications
-from models.db.uow import UowFactory
 from models.domain.errors import PermanentError, RetryableError
 from models.domain.webhook_signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
-from tasks.notifications.staging import WEBHOOK_JOB
-from tasks.outbox.jobs import external_job
-from workers.notifier import deliver
-from workers.settings import Settings
 
 ID_HEADER = "Orderflow-Message-Id"
-_NAMESPACE = uuid.UUID("0b5f3c2e-8f0a-4a43-a4b9-6f1d2c7e9a31")
 # Worth another try: the receiver is busy, rate-limiting or broken for now (and every 5xx).
 _RETRY_STATUS = frozenset({408, 425, 429})
 _MAX_RESPONSE_BYTES = 64 * 1024
@@ -49,17 +38,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_NoRedirect())
-
-
-def message_id(key: str) -> str:
-    """The stable id of the message staged under `key` (same on every attempt)."""
-    return str(uuid.uuid5(_NAMESPACE, key))
-
-
-def body_of(claim: notifications.Claim) -> bytes:
-    """The JSON body: the staged context plus the message id, compact with sorted keys."""
-    document = {**claim.context, "id": message_id(claim.key)}
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def post(url: str, body: bytes, secret: bytes, timeout_s: float, *, ident: str) -> None:
@@ -98,19 +76,18 @@ def refusal(status: int) -> PermanentError | RetryableError:
     return PermanentError("webhook_refused", f"HTTP {status}")
 
 
-def register(settings: Settings) -> None:
-    """Register the webhook job with this process's signing secret."""
-    secret = settings.oem_webhook_secret.get_secret_value().encode()
-    timeout_s = settings.oem_webhook_timeout_s
+class HttpWebhookPoster:
+    """WebhookPoster over HTTP, signing with the configured secret."""
 
-    @external_job(WEBHOOK_JOB, queue="notifications")
-    def send_webhook(new_uow: UowFactory, payload: dict[str, Any]) -> None:
-        def send(claim: notifications.Claim) -> str:
-            if not secret:
-                # Never unsigned: the message waits until the secret is configured.
-                raise RetryableError("webhook_unsigned", "ORDERFLOW_OEM_WEBHOOK_SECRET is not set")
-            ident = message_id(claim.key)
-            post(claim.recipient, body_of(claim), secret, timeout_s, ident=ident)
-            return ident
+    def __init__(self, secret: bytes, timeout_s: float) -> None:
+        self._secret = secret
+        self._timeout_s = timeout_s
 
-        deliver(new_uow, int(payload["notification_id"]), send)
+    def __repr__(self) -> str:
+        return f"HttpWebhookPoster(timeout_s={self._timeout_s})"
+
+    def post(self, url: str, body: bytes, *, ident: str) -> None:
+        """Sign and POST `body`; never unsigned: without a secret the message waits."""
+        if not self._secret:
+            raise RetryableError("webhook_unsigned", "ORDERFLOW_OEM_WEBHOOK_SECRET is not set")
+        post(url, body, self._secret, self._timeout_s, ident=ident)

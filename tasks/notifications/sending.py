@@ -1,64 +1,64 @@
-"""The `notification.send` job: claim a notification, send it over SMTP, record the outcome.
+"""The `notification.send` job: claim a notification, build its email, send it through the
+Mailer port, record the outcome.
 
-Claim, send and settle are three steps with their own commits. A crash between the SMTP
+Claim, send and settle are three steps with their own commits. A crash between the mail
 server's acceptance and the settle leaves the row `sending`; after STALE_SENDING it is sent
 again with the same Message-ID (at least once, never lost).
 """
 
 from __future__ import annotations
 
-import logging
+import hashlib
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
-
-from jinja2.sandbox import SandboxedEnvironment
 
 from models.db import notifications
 from models.db.uow import UowFactory
 from models.domain.errors import PermanentError, RetryableError
 from tasks import log_context
 from tasks.notifications.staging import SEND_JOB
-from tasks.outbox.jobs import external_job
-from workers import mail, templating
-from workers.settings import Settings
+from tasks.outbox.jobs import JobSpec
+from tasks.ports import Mailer, Renderer
 
-log = logging.getLogger("orderflow.notifier")
 STALE_SENDING = timedelta(minutes=2)
 
 
-def build_email(env: SandboxedEnvironment, claim: notifications.Claim, sender: str) -> EmailMessage:
+def message_id(key: str, sender: str) -> str:
+    """A Message-ID derived from the notification key: the same email always has the same id,
+    so a receiving system can drop a rare re-send after a crash."""
+    domain = sender.rpartition("@")[2] or "orderflow.invalid"
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@{domain}>"
+
+
+def build_email(renderer: Renderer, claim: notifications.Claim, sender: str) -> EmailMessage:
     """The email for a claimed notification, with its stable Message-ID."""
-    rendered = templating.render(env, claim.template, claim.context)
+    rendered = renderer.render(claim.template, claim.context)
     email = EmailMessage()
     email["From"] = sender
     email["To"] = claim.recipient
     email["Subject"] = rendered.subject
-    email["Message-ID"] = mail.message_id(claim.key, sender)
+    email["Message-ID"] = message_id(claim.key, sender)
     email.set_content(rendered.text)
     email.add_alternative(rendered.html, subtype="html")
     return email
 
 
-def register(settings: Settings) -> None:
-    """Register the send job with this process's SMTP settings and templates."""
-    smtp_url = settings.smtp_url.get_secret_value()
-    target = mail.parse_smtp_url(smtp_url) if smtp_url else None
-    override = Path(settings.template_dir) if settings.template_dir else None
-    env = templating.environment(override)
+def email_job(mailer: Mailer | None, renderer: Renderer, sender: str) -> JobSpec:
+    """The send job, with the mailer (None: not configured, mail waits) and the templates."""
 
-    @external_job(SEND_JOB, queue="notifications")
     def send_notification(new_uow: UowFactory, payload: dict[str, Any]) -> None:
         def send(claim: notifications.Claim) -> str:
-            if target is None:
+            if mailer is None:
                 raise RetryableError("smtp_unconfigured", "ORDERFLOW_SMTP_URL is not set")
-            email = build_email(env, claim, settings.mail_from)
-            mail.send(target, email)
+            email = build_email(renderer, claim, sender)
+            mailer.send(email)
             return str(email["Message-ID"])
 
         deliver(new_uow, int(payload["notification_id"]), send)
+
+    return JobSpec(SEND_JOB, external=send_notification)
 
 
 def deliver(
@@ -77,7 +77,7 @@ def deliver(
     number = claim.context.get("order_number")
     log_context.add(order=number if isinstance(number, str) else None)
     try:
-        message_id = send(claim)
+        message = send(claim)
     except (PermanentError, RetryableError) as error:
         final = isinstance(error, PermanentError)
         _settle(new_uow, notification_id, "failed" if final else "pending", str(error))
@@ -87,7 +87,7 @@ def deliver(
         # STALE_SENDING. Only the type is kept: the text of a foreign error may quote a secret.
         _settle(new_uow, notification_id, "pending", f"unexpected {type(error).__name__}")
         raise
-    _settle(new_uow, notification_id, "sent", None, message_id)
+    _settle(new_uow, notification_id, "sent", None, message)
 
 
 def _settle(
@@ -95,11 +95,11 @@ def _settle(
     notification_id: int,
     status: str,
     error: str | None,
-    message_id: str | None = None,
+    message: str | None = None,
 ) -> None:
     with new_uow() as uow:
         notifications.settle(
             uow.session, notification_id, status=status, at=uow.clock(), error=error,
-            message_id=message_id,
+            message_id=message,
         )  # fmt: skip
         uow.commit()

@@ -1,4 +1,4 @@
-"""The `egress.publish` job: append one event to the egress stream, at most once per event id.
+"""The egress stream adapter (StreamAppender): append events at most once per event id.
 
 A script sets a per-event marker and appends in one atomic step, so a job re-run after a
 crash (the append done, the outbox row not yet marked) does not append the event again.
@@ -11,9 +11,6 @@ from typing import Any
 
 import redis
 
-from models.db.uow import UowFactory
-from tasks.outbox.egress import PUBLISH_JOB
-from tasks.outbox.jobs import external_job
 from workers.streams import EGRESS_STREAM
 
 EVENT_FIELD = "event"
@@ -38,10 +35,13 @@ def append_once(client: redis.Redis, event: dict[str, Any], max_len: int) -> boo
     return bool(client.eval(_APPEND_ONCE, 2, *keys, body, SENT_MARKER_TTL_S, max_len))
 
 
-def register(client: redis.Redis, max_len: int) -> None:
-    """Register the publish job with this process's Redis connection."""
+class RedisStreamAppender:
+    """StreamAppender on our Redis: the stream is trimmed to about `max_len` newest events."""
 
-    @external_job(PUBLISH_JOB)
-    def publish(new_uow: UowFactory, payload: dict[str, Any]) -> None:
-        del new_uow  # the outbox row is the whole record; nothing else to write
-        append_once(client, payload["event"], max_len)
+    def __init__(self, client: redis.Redis, max_len: int) -> None:
+        self._client = client
+        self._max_len = max_len
+
+    def append_once(self, event: dict[str, Any]) -> bool:
+        """Append unless an event with its id was appended before; True when appended."""
+        return append_once(self._client, event, self._max_len)

@@ -11,6 +11,8 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +21,7 @@ import stripe
 from stripe.params import RefundCreateParams
 
 from models.domain.errors import OrderflowError, PermanentError, RetryableError, UnclearOutcome
+from tasks.payments.running import Gateway, Runner, in_turn, outcome_of
 from tasks.ports import IntentState, RefundResult
 from workers import metrics
 
@@ -313,3 +316,32 @@ def _options(idempotency_key: str) -> stripe.RequestOptions:
 def _check_amount(amount: int) -> None:
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
         raise ValueError("amount must be a positive integer of minor units")
+
+
+def gateway_factory(settings: Settings) -> Gateway:
+    """A gateway made on first use (a missing key stays retryable until it is configured)."""
+    made: list[StripeGateway] = []
+
+    def get() -> StripeGateway:
+        if not made:
+            made.append(StripeGateway.from_settings(settings, settings.stripe_timeout_s))
+        return made[0]
+
+    return get
+
+
+def side_by_side(workers: int) -> Runner:
+    """A Runner whose calls share a thread pool of `workers`, made on first use (after the
+    worker process forked); one call runs in the caller's thread."""
+    pool: list[ThreadPoolExecutor] = []
+
+    def run(calls: list[Callable[[], None]]) -> list[BaseException | None]:
+        if len(calls) <= 1:
+            return in_turn(calls)
+        if not pool:
+            pool.append(ThreadPoolExecutor(workers, thread_name_prefix="stripe"))
+        # Each call keeps the job's log context (envelope, order) in its pool thread.
+        futures = [pool[0].submit(copy_context().run, outcome_of, call) for call in calls]
+        return [future.result() for future in futures]
+
+    return run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import smtplib
 import ssl
 import time
@@ -43,13 +42,6 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
-
-
-def message_id(key: str, sender: str) -> str:
-    """A Message-ID derived from the notification key: the same email always has the same id,
-    so a receiving system can drop a rare re-send after a crash."""
-    domain = sender.rpartition("@")[2] or "orderflow.invalid"
-    return f"<{hashlib.sha256(key.encode()).hexdigest()[:40]}@{domain}>"
 
 
 def _connect(target: SmtpTarget) -> smtplib.SMTP:
@@ -105,3 +97,17 @@ def _send(target: SmtpTarget, email: EmailMessage) -> None:
 
 def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+class SmtpMailer:
+    """Mailer over SMTP to one configured server (a new connection per email)."""
+
+    def __init__(self, target: SmtpTarget) -> None:
+        self._target = target
+
+    def __repr__(self) -> str:
+        return f"SmtpMailer({self._target!r})"
+
+    def send(self, email: EmailMessage) -> None:
+        """Deliver one email; see `send`."""
+        send(self._target, email)
