@@ -30,8 +30,8 @@ from tasks.messages.signing import sign
 from tasks.outbox.egress import PUBLISH_JOB
 from tests import factories
 from workers import processes
-from workers.smtp_sink import SmtpSink
-from workers.streams import EGRESS_STREAM
+from workers.demo.smtp_sink import SmtpSink
+from workers.queue.streams import EGRESS_STREAM
 
 WAITING, RECEIVED = 10_000, 5_000
 SKU = "BENCH-HOT"

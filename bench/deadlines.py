@@ -235,7 +235,7 @@ def _sink_rate(sink: SinkProcess, insert_per_s: float) -> ResultRow:
     seconds = time.perf_counter() - started
     if not _until(lambda: sink.count() - before >= count, 10):
         raise RuntimeError("the SMTP sink lost bench mail")
-    note = "smtplib from 8 threads to `python -m workers.smtp_sink`, no orderflow"
+    note = "smtplib from 8 threads to `python -m workers.demo.smtp_sink`, no orderflow"
     return ResultRow("deadlines", f"reference: the local SMTP sink alone, {count} mails", count,
                      seconds, count / seconds / insert_per_s, note)  # fmt: skip
 

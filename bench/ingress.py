@@ -30,7 +30,7 @@ from tasks.intake.ingest import IngestPolicy, ingest_one
 from tasks.messages.signing import sign
 from tests import factories
 from workers import processes
-from workers.streams import INGRESS_GROUP, INGRESS_STREAM
+from workers.queue.streams import INGRESS_GROUP, INGRESS_STREAM
 
 #: Batch sizes measured: one envelope per transaction, and the default. (500 was not clearly
 #: faster than 100 in trials and, at today's rate, pushes the whole run past three minutes.)

@@ -12,11 +12,11 @@ _BOOT_TIMEOUT_S = 30.0
 
 
 class SinkProcess:
-    """`python -m workers.smtp_sink` on a free port; counts the lines it prints per mail."""
+    """`python -m workers.demo.smtp_sink` on a free port; counts the lines it prints per mail."""
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.smtp_sink", "--port", "0"],
+            [sys.executable, "-m", "workers.demo.smtp_sink", "--port", "0"],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -20,10 +20,10 @@ from tasks.deadlines.scan import mark_overdue
 from tasks.outbox.jobs import PROBE_JOB
 from tests import factories as f
 from tests.support import feed
-from workers.broker import build_broker
-from workers.commands.status_options import ScheduledJob
+from workers.cli.status_options import ScheduledJob
+from workers.queue.broker import build_broker
+from workers.queue.streams import ENVELOPE_FIELD, INGRESS_GROUP, INGRESS_STREAM
 from workers.settings import Settings
-from workers.streams import ENVELOPE_FIELD, INGRESS_GROUP, INGRESS_STREAM
 
 
 def ms(at: datetime) -> int:

@@ -1,5 +1,5 @@
 """`python -m workers` is the `orderflow` command."""
 
-from workers.cli import main
+from workers.cli.app import main
 
 main()

@@ -20,16 +20,16 @@ from tasks.outbox.egress import egress_jobs
 from tasks.outbox.jobs import PROBE, JobRegistry, JobSpec
 from tasks.outbox.runner import RunResult, Started, run_outbox_job
 from tasks.payments.jobs import payment_jobs
-from workers import embedded
-from workers.actors import JOB_MAX_ATTEMPTS, declare_actors
 from workers.adapters import stripe as stripe_adapter
 from workers.adapters.egress_stream import RedisStreamAppender
 from workers.adapters.smtp import SmtpMailer, parse_smtp_url
 from workers.adapters.templating import JinjaRenderer
 from workers.adapters.webhook import HttpWebhookPoster
-from workers.broker import IgnoreProducerOptions, build_broker
-from workers.job_observer import JobLogContext, observed
-from workers.publish import enqueue_staged
+from workers.queue import embedded_redis as embedded
+from workers.queue.actors import JOB_MAX_ATTEMPTS, declare_actors
+from workers.queue.broker import IgnoreProducerOptions, build_broker
+from workers.queue.job_observer import JobLogContext, observed
+from workers.queue.publish import enqueue_staged
 from workers.settings import Settings
 
 

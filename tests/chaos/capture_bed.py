@@ -24,8 +24,8 @@ from tests.e2e.conftest import Stack
 from tests.fakes.stripe_model import HOLD_SECONDS
 from tests.fakes.stripe_server import StripeFake
 from tests.support import feed, now, wait_until
-from workers import client as producer
 from workers import processes
+from workers.queue import client as producer
 
 API_KEY = "sk_test_chaos_capture_7"
 TOTAL = 25_800  # the sample order: 2 x 12,900 and a free leaflet

@@ -23,8 +23,8 @@ from tests import factories as f
 from tests.backlog_seed import LINES_PER_ORDER, seed_paid_card_orders
 from tests.e2e.conftest import Stack
 from tests.support import wait_until
-from workers import client as producer
 from workers import processes
+from workers.queue import client as producer
 
 pytestmark = pytest.mark.chaos
 ORDERS, UNCONFIRMED_EVERY = 20_000, 10

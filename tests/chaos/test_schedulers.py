@@ -18,7 +18,7 @@ from tests.e2e.conftest import Stack
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import wait_until
 from workers.processes import OrderflowProcess
-from workers.streams import ENVELOPE_FIELD, INGRESS_STREAM
+from workers.queue.streams import ENVELOPE_FIELD, INGRESS_STREAM
 
 pytestmark = pytest.mark.chaos
 SECRET = "whsec_chaos_schedulers"

@@ -18,8 +18,8 @@ from models.db.machinery import Notification, QuarantinedMessage
 from tests import factories as f
 from tests.e2e.conftest import Stack
 from tests.support import wait_until
-from workers import client as producer
-from workers.streams import EGRESS_STREAM
+from workers.queue import client as producer
+from workers.queue.streams import EGRESS_STREAM
 
 pytestmark = pytest.mark.e2e
 SIGNED = {"signing_keys": f.SIGNING_KEYS_SETTING}

@@ -18,8 +18,8 @@ from tests import factories as f
 from tests.e2e.conftest import Stack
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support import wait_until
-from workers.smtp_sink import SmtpSink
-from workers.streams import EGRESS_STREAM, ENVELOPE_FIELD, INGRESS_STREAM
+from workers.demo.smtp_sink import SmtpSink
+from workers.queue.streams import EGRESS_STREAM, ENVELOPE_FIELD, INGRESS_STREAM
 
 pytestmark = pytest.mark.e2e
 SECRET = "whsec_e2e_deadlines"

@@ -17,8 +17,8 @@ from models.db.machinery import InboxEntry, QuarantinedMessage
 from tests import factories as f
 from tests.e2e.conftest import Stack
 from tests.support import wait_until
-from workers import client as producer
-from workers.streams import INGRESS_STREAM
+from workers.queue import client as producer
+from workers.queue.streams import INGRESS_STREAM
 
 pytestmark = pytest.mark.e2e
 SIGNED = {"signing_keys": f.SIGNING_KEYS_SETTING, "ingress_claim_idle_s": 3}

@@ -16,8 +16,8 @@ from models.db.machinery import Notification
 from tests import factories as f
 from tests.e2e.conftest import Stack
 from tests.support import wait_until
-from workers.smtp_sink import SmtpSink
-from workers.streams import ENVELOPE_FIELD, INGRESS_STREAM
+from workers.demo.smtp_sink import SmtpSink
+from workers.queue.streams import ENVELOPE_FIELD, INGRESS_STREAM
 
 pytestmark = pytest.mark.e2e
 

@@ -20,9 +20,9 @@ from tests import factories as f
 from tests.e2e.conftest import Stack
 from tests.fakes import stripe_events as se
 from tests.support import wait_until
-from workers import client as producer
 from workers import processes
-from workers.streams import INGRESS_STREAM
+from workers.queue import client as producer
+from workers.queue.streams import INGRESS_STREAM
 
 pytestmark = pytest.mark.e2e
 SIGNED = {"signing_keys": f.SIGNING_KEYS_SETTING}

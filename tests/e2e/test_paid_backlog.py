@@ -22,9 +22,9 @@ from tests import factories as f
 from tests.backlog_support import LINES, TOTAL, confirmed, payment, placed, request
 from tests.e2e.conftest import Stack
 from tests.support import wait_until
-from workers import client as producer
 from workers import processes
-from workers.streams import EGRESS_STREAM
+from workers.queue import client as producer
+from workers.queue.streams import EGRESS_STREAM
 
 pytestmark = pytest.mark.e2e
 SIGNED = {"signing_keys": f.SIGNING_KEYS_SETTING, "outbox_redeliver_after_s": 5}

@@ -23,11 +23,11 @@ from tests.e2e.conftest import Stack
 from tests.redis_acl import AclRedis, denials, start_acl_redis
 from tests.services import ServiceError
 from tests.support import now, wait_until
-from workers import client as producer_client
 from workers import processes
+from workers.queue import client as producer_client
+from workers.queue.streams import EGRESS_STREAM, INGRESS_STREAM
 from workers.runtime import open_runtime
 from workers.settings import Settings
-from workers.streams import EGRESS_STREAM, INGRESS_STREAM
 
 pytestmark = pytest.mark.e2e
 PAD = {"sku": "PAD", "quantity": 1, "unit_price": 900, "is_insert": False}

@@ -35,10 +35,10 @@ from tests.e2e.conftest import Stack
 from tests.fakes.stripe_server import StripeFake
 from tests.support import wait_until
 from workers import processes
-from workers.demo_data import scenario
-from workers.demo_report import EXPECTED_REASONS
-from workers.smtp_sink import SmtpSink
-from workers.streams import EGRESS_STREAM, ENVELOPE_FIELD, INGRESS_STREAM
+from workers.demo.data import scenario
+from workers.demo.report import EXPECTED_REASONS
+from workers.demo.smtp_sink import SmtpSink
+from workers.queue.streams import EGRESS_STREAM, ENVELOPE_FIELD, INGRESS_STREAM
 
 pytestmark = pytest.mark.e2e
 COPIES = 10

@@ -40,9 +40,9 @@ from tests.fakes.stripe_server import StripeFake
 from tests.services import RedisServer, ServiceBed
 from tests.services.common import free_port
 from tests.support import wait_until
-from workers.smtp_sink import SmtpSink
-from workers.streams import ENVELOPE_FIELD, INGRESS_STREAM
-from workers.stripe_webhooks import PATH
+from workers.demo.smtp_sink import SmtpSink
+from workers.http.stripe_webhooks import PATH
+from workers.queue.streams import ENVELOPE_FIELD, INGRESS_STREAM
 
 pytestmark = pytest.mark.e2e
 CANARIES = Canaries.plant()

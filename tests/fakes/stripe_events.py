@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from workers.stripe_signature import signature_header
+from workers.http.stripe_signature import signature_header
 
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
 SIGNING_KEY = ("webhook-test", b"envelope-signing-secret")

@@ -13,9 +13,9 @@ from typing import Any
 
 import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-with atheris.instrument_imports(include=["tasks.messages", "workers.stripe_signature"]):
+with atheris.instrument_imports(include=["tasks.messages", "workers.http.stripe_signature"]):
     from tasks.messages.signing import VerifyOutcome, sign, verify
-    from workers.stripe_signature import SignatureError, signature_header, verify_signature
+    from workers.http.stripe_signature import SignatureError, signature_header, verify_signature
 
 # After them: these import more, which must not pre-empt the instrumentation.
 from tests import factories as f

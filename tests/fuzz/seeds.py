@@ -12,8 +12,8 @@ from pathlib import Path
 from tasks.messages.catalogue import KNOWN_TYPES
 from tests import factories as f
 from tests.fakes import stripe_events as se
-from workers.stripe_signature import signature_header
-from workers.stripe_webhooks import HANDLED_TYPES
+from workers.http.stripe_signature import signature_header
+from workers.http.stripe_webhooks import HANDLED_TYPES
 
 # The signature harness's Stripe mode checks headers at this time; its seeds are signed then.
 STRIPE_NOW = 1_772_442_900

@@ -18,8 +18,8 @@ from tasks.messages.signing import authenticate
 from tests.fakes import stripe_events as se
 from tests.fuzz.budget import CALL_LIMIT_S, fuzz
 from tests.fuzz.strategies import Draw, json_values, mutated
-from workers.stripe_signature import signature_header
-from workers.stripe_webhooks import HANDLED_TYPES, PATH, create_app, envelope_id
+from workers.http.stripe_signature import signature_header
+from workers.http.stripe_webhooks import HANDLED_TYPES, PATH, create_app, envelope_id
 
 KEYS = {se.SIGNING_KEY[0]: se.SIGNING_KEY[1]}
 SENT: list[bytes] = []  # what the app enqueued; emptied before every request

@@ -16,7 +16,7 @@ from models.db.uow import UnitOfWork
 from tests import factories as f
 from tests.services import RedisServer
 from tests.support import migrated
-from workers import streams
+from workers.queue import streams
 from workers.runtime import Runtime, open_runtime
 from workers.settings import Settings
 

@@ -14,7 +14,7 @@ from models.db.uow import UnitOfWork
 from models.domain.statuses import ConfirmationStatus, FulfillmentStatus, PaymentStatus
 from tasks.intake import ingest
 from tests import factories as f
-from workers.commands.orders import iter_orders
+from workers.cli.orders import iter_orders
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)

@@ -31,7 +31,7 @@ from tests.backlog_support import (
     run_chunks,
 )
 from tests.support import wait_until
-from workers.cli import app
+from workers.cli.app import app
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()

@@ -17,7 +17,7 @@ from models.db.engine import Database, connect
 from models.db.uow import UnitOfWork
 from tasks.intake.ingest import ingest_batch
 from tests import factories as f
-from workers.cli import app
+from workers.cli.app import app
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)

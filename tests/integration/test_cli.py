@@ -21,9 +21,9 @@ from models.db.engine import Database, connect
 from models.db.uow import UnitOfWork
 from tasks.intake import ingest
 from tests import factories as f
-from workers.cli import app
-from workers.commands.orders import ORDER_COLUMNS
-from workers.streams import INGRESS_STREAM
+from workers.cli.app import app
+from workers.cli.orders import ORDER_COLUMNS
+from workers.queue.streams import INGRESS_STREAM
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ from models.db.uow import UnitOfWork
 from tasks.deadlines.scan import Progress, mark_overdue, run_tick
 from tests import factories as f
 from tests.support import feed
-from workers.commands.orders import order_details
+from workers.cli.orders import order_details
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # Monday 09:00 in Berlin (the sample OEM's zone)

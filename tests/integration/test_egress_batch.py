@@ -11,7 +11,7 @@ import redis
 from tasks.outbox.egress import PUBLISH_BATCH_JOB, egress_jobs
 from tasks.outbox.jobs import JobRegistry
 from workers.adapters.egress_stream import RedisStreamAppender, sent_marker
-from workers.streams import EGRESS_STREAM
+from workers.queue.streams import EGRESS_STREAM
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from workers import embedded
+from workers.queue import embedded_redis as embedded
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,8 @@ def test_processes_share_one_server_and_the_last_one_stops_it(tmp_path: Path) ->
     pid = _pid(tmp_path)
     # When another process acquires and releases it
     code = (
-        "import sys; from pathlib import Path; from workers import embedded; "
+        "import sys; from pathlib import Path; "
+        "from workers.queue import embedded_redis as embedded; "
         "s = embedded.acquire(Path(sys.argv[1])); "
         "import redis; v = redis.Redis(unix_socket_path=str(s.socket_path)).get('shared'); "
         "embedded.release(s); print(v.decode())"

@@ -28,8 +28,8 @@ from tests.integration.ingress_bed import (
     open_bed,
 )
 from tests.services import RedisServer
-from workers import streams
-from workers.ingress import IngressConsumer
+from workers.queue import streams
+from workers.queue.ingress import IngressConsumer
 from workers.runtime import Runtime
 
 pytestmark = pytest.mark.integration

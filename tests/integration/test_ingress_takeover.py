@@ -16,8 +16,8 @@ from tests import factories as f
 from tests.integration.ingress_bed import CLAIM_IDLE_S, Faults, count, enqueue, open_bed
 from tests.services import RedisServer
 from tests.support import wait_until
-from workers import streams
-from workers.ingress import IngressConsumer
+from workers.queue import streams
+from workers.queue.ingress import IngressConsumer
 from workers.runtime import Runtime
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import trustme
 from models.domain.errors import PermanentError, RetryableError
 from tasks.notifications.sending import message_id
 from workers.adapters import smtp as mail
-from workers.smtp_sink import SmtpSink
+from workers.demo.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.integration
 

@@ -17,13 +17,13 @@ from models.domain.errors import OrderflowError
 from tests.fakes.stripe_faults import FaultKind
 from tests.fakes.stripe_server import StripeFake
 from tests.services import RedisServer
-from workers import streams
 from workers.adapters import smtp as mail
 from workers.adapters.stripe import StripeGateway
-from workers.broker import build_broker
-from workers.queue_metrics import QueueCollector
+from workers.demo.smtp_sink import SmtpSink
+from workers.queue import streams
+from workers.queue.broker import build_broker
+from workers.queue.queue_metrics import QueueCollector
 from workers.settings import Settings
-from workers.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from models.domain.errors import RetryableError
 from tasks.outbox.runner import run_outbox_job
 from tests import factories as f
 from tests.integration.stripe_desk import DESK, SPLIT_LINES, TOTAL, Desk, shipped
+from workers.demo.smtp_sink import SmtpSink
 from workers.runtime import email_job_spec
 from workers.settings import Settings
-from workers.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.integration
 CUSTOMER = "ada@example.com"

@@ -12,9 +12,9 @@ import redis.connection
 
 from models.db.uow import StagedJob
 from tests.services import RedisServer
-from workers import publish
-from workers.broker import NAMESPACE, build_broker
-from workers.publish import enqueue_staged
+from workers.queue import publish
+from workers.queue.broker import NAMESPACE, build_broker
+from workers.queue.publish import enqueue_staged
 from workers.settings import Settings
 
 pytestmark = pytest.mark.integration

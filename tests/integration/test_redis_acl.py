@@ -13,11 +13,11 @@ import redis
 from tests.conftest import unavailable
 from tests.redis_acl import ACL_FILE, AclRedis, denials, refusal, start_acl_redis
 from tests.services import ServiceError
-from workers import streams
 from workers.adapters import egress_stream as egress
-from workers.broker import NAMESPACE, DeadWorkerSweeper
+from workers.queue import streams
+from workers.queue.broker import NAMESPACE, DeadWorkerSweeper
+from workers.queue.streams import EGRESS_STREAM, INGRESS_STREAM
 from workers.settings import Settings
-from workers.streams import EGRESS_STREAM, INGRESS_STREAM
 
 pytestmark = pytest.mark.integration
 QUEUE = f"{NAMESPACE}:default"  # one of dramatiq's queues of ours: a list of message ids

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.smtp_sink import SmtpSink
+from workers.demo.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.integration
 
@@ -222,9 +222,9 @@ def test_auth_login_mechanism_is_accepted() -> None:
 
 @pytest.mark.timeout(30)
 def test_standalone_prints_a_summary_per_message() -> None:
-    # Given `python -m workers.smtp_sink` on a free port
+    # Given `python -m workers.demo.smtp_sink` on a free port
     with subprocess.Popen(
-        [sys.executable, "-m", "workers.smtp_sink", "--port", "0"],
+        [sys.executable, "-m", "workers.demo.smtp_sink", "--port", "0"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

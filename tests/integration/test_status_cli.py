@@ -18,7 +18,7 @@ from models.db.uow import UnitOfWork
 from tasks.deadlines.scan import mark_overdue
 from tests import factories as f
 from tests.support import feed
-from workers.cli import app
+from workers.cli.app import app
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)

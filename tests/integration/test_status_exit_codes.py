@@ -18,8 +18,8 @@ from scheduler.loop import run_once
 from tests import status_seed as seed
 from tests.services import RedisServer, free_port
 from tests.support import migrated
-from workers.cli import app
-from workers.commands.status_scheduler import scheduled_jobs
+from workers.cli.app import app
+from workers.cli.status_scheduler import scheduled_jobs
 from workers.runtime import open_runtime
 from workers.settings import Settings
 

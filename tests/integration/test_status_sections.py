@@ -12,8 +12,8 @@ from models.db.engine import Database
 from tests import status_seed as seed
 from tests.services import RedisServer
 from tests.support import migrated
-from workers.commands.status import StatusOptions, gather
-from workers.commands.status_scheduler import scheduled_jobs
+from workers.cli.status import StatusOptions, gather
+from workers.cli.status_scheduler import scheduled_jobs
 from workers.settings import Settings
 
 pytestmark = pytest.mark.integration

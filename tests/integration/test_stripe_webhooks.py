@@ -20,8 +20,8 @@ from tasks.messages.signing import authenticate
 from tests.fakes import stripe_events as se
 from tests.support import wait_until
 from workers import processes
-from workers.streams import ENVELOPE_FIELD, INGRESS_STREAM
-from workers.stripe_webhooks import PATH, create_app, envelope_id, redis_enqueuer
+from workers.http.stripe_webhooks import PATH, create_app, envelope_id, redis_enqueuer
+from workers.queue.streams import ENVELOPE_FIELD, INGRESS_STREAM
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from workers.broker import FOREIGN_OPTIONS, IgnoreProducerOptions
+from workers.queue.broker import FOREIGN_OPTIONS, IgnoreProducerOptions
 
 
 def test_run_options_on_a_message_are_dropped_before_any_middleware_reads_them() -> None:

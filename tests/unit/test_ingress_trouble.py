@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from workers.ingress_retry import diagnose
+from workers.queue.ingress_retry import diagnose
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,67 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
     return found
 
 
+# Every room of the product and the rooms it may import. Any other arrow fails the test below.
+# Still to go (issue 21): scheduler <-> workers and workers.cli <-> workers.demo import each
+# other; workers.queue imports workers.http (the metrics server).
+ROOMS: dict[str, frozenset[str]] = {
+    "models.domain": frozenset(),
+    "models.db": frozenset({"models.domain"}),
+    "tasks": frozenset({"models.domain", "models.db"}),
+    "workers.adapters": frozenset({"models.domain", "tasks", "workers", "workers.queue"}),
+    "workers.queue": frozenset({"models.db", "tasks", "workers", "workers.http"}),
+    "workers.http": frozenset({"tasks", "workers", "workers.queue"}),
+    "workers.demo": frozenset({"models.db", "tasks", "workers", "workers.cli", "workers.queue"}),
+    "workers.cli": frozenset(
+        {
+            "models.domain",
+            "models.db",
+            "tasks",
+            "scheduler",
+            "workers",
+            "workers.demo",
+            "workers.http",
+            "workers.queue",
+        }
+    ),
+    "workers": frozenset(
+        {"models.db", "tasks", "workers.adapters", "workers.cli", "workers.queue"}
+    ),
+    "scheduler": frozenset({"models.db", "tasks", "workers", "workers.http"}),
+}
+
+
+def _room(module: str) -> str | None:
+    """The room a module belongs to: the longest room name that prefixes it."""
+    found = [r for r in ROOMS if module == r or module.startswith(r + ".")]
+    return max(found, key=len) if found else None
+
+
+def _arrows() -> dict[str, set[str]]:
+    arrows: dict[str, set[str]] = {room: set() for room in ROOMS}
+    for package in PRODUCT:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations/versions" in str(path):
+                continue
+            source = _room(".".join(path.relative_to(ROOT).with_suffix("").parts))
+            if source is None:  # models/__init__.py: a face with no imports
+                assert _imports(path) == set(), path
+                continue
+            for name in _imports(path):
+                target = _room(name)
+                if target is not None and target != source:
+                    arrows[source].add(target)
+    return arrows
+
+
+def test_every_arrow_between_rooms_is_one_the_layout_allows() -> None:
+    # Given every import between the product's rooms
+    arrows = _arrows()
+    # Then none is outside the allowed pairs
+    extra = {room: sorted(found - ROOMS[room]) for room, found in arrows.items()}
+    assert {room: names for room, names in extra.items() if names} == {}
+
+
 def test_no_layer_imports_a_layer_above_it() -> None:
     violations = [v for layer, bad in FORBIDDEN.items() for v in _violations(layer, bad)]
     assert violations == []
@@ -42,9 +103,9 @@ def test_no_layer_imports_a_layer_above_it() -> None:
 def test_the_walker_sees_imports(tmp_path: Path) -> None:
     # Given a module that reaches up
     module = tmp_path / "m.py"
-    module.write_text("import dramatiq\nfrom workers.cli import app\nfrom . import sibling\n")
+    module.write_text("import dramatiq\nfrom workers.cli.app import app\nfrom . import sibling\n")
     # Then the walker reports the absolute imports only
-    assert _imports(module) == {"dramatiq", "workers.cli"}
+    assert _imports(module) == {"dramatiq", "workers.cli.app"}
 
 
 def test_only_the_stripe_adapter_imports_stripe() -> None:

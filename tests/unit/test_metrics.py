@@ -21,8 +21,8 @@ from tasks.messages.catalogue import decode
 from tasks.outbox.runner import RunResult, Started
 from tests import factories as f
 from workers import metrics
-from workers.job_observer import JobLogContext, observed
-from workers.stripe_webhooks import PATH, create_app
+from workers.http.stripe_webhooks import PATH, create_app
+from workers.queue.job_observer import JobLogContext, observed
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

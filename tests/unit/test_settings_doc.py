@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
+from workers.cli.settings_doc import BEGIN, DOCS_PATH, END, REGENERATE, refreshed, render_reference
 from workers.settings import Settings
-from workers.settings_doc import BEGIN, DOCS_PATH, END, REGENERATE, refreshed, render_reference
 
 
 def test_the_configuration_reference_in_the_operations_guide_is_fresh() -> None:

@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from workers.stripe_signature import SignatureError, signature_header, verify_signature
+from workers.http.stripe_signature import SignatureError, signature_header, verify_signature
 
 SECRET = "whsec_unit_test_secret"
 BODY = b'{"id":"evt_1","type":"payment_intent.succeeded"}'

@@ -16,8 +16,8 @@ from tasks.messages.catalogue import decode
 from tasks.messages.signing import authenticate
 from tasks.messages.v1.stripe_event import StripeEventV1
 from tests.fakes import stripe_events as se
-from workers.cli import app as cli_app
-from workers.stripe_webhooks import EVENT_NAMESPACE, PATH, create_app, envelope_id
+from workers.cli.app import app as cli_app
+from workers.http.stripe_webhooks import EVENT_NAMESPACE, PATH, create_app, envelope_id
 
 KEYS = {se.SIGNING_KEY[0]: se.SIGNING_KEY[1]}
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from workers.streams import EGRESS_STREAM
+from workers.queue.streams import EGRESS_STREAM
 
 EVENT_FIELD = "event"
 SENT_MARKER_TTL_S = 7 * 24 * 3600

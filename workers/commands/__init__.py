@@ -1,1 +1,0 @@
-"""CLI command implementations, one module per area."""

@@ -1,0 +1,1 @@
+"""HTTP endpoints: the Stripe webhook receiver and `/metrics`."""
