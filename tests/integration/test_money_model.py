@@ -4,8 +4,7 @@ fake over HTTP; every money invariant is checked after every step.
 
 The CI tier runs a bounded, derandomized number of examples. A long run is opted into with
 ORDERFLOW_MODEL_EXAMPLES / ORDERFLOW_MODEL_STEPS (and is then randomized); its figures go to
-bench/RESULTS.md. ORDERFLOW_MODEL_IGNORE=I3,I7 leaves named invariants out of the verdict, to
-look past a known violation (never set in CI)."""
+bench/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -45,8 +44,6 @@ def bed(db: Database) -> Iterator[MoneyBed]:
 def test_money_invariants_hold_after_every_step(bed: MoneyBed) -> None:
     # Given a desk on a real database and the Stripe fake over HTTP
     MoneyModel.bed = bed
-    ignored = os.environ.get("ORDERFLOW_MODEL_IGNORE", "")
-    MoneyModel.ignored = frozenset(name for name in ignored.split(",") if name)
     # When hypothesis sends messages in any order, any number of times, and runs the jobs
     run_state_machine_as_test(MoneyModel, settings=_settings())
     # Then no step broke an invariant (the machine asserts after each), and we say how much ran
