@@ -112,7 +112,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 # Report lines the chaos and scale-out tests print (`attempted= effects= lost= duplicated=`,
 # `scale-out: ...`) are the evidence those tests exist for: repeat them at the end of the run,
 # where CI's log shows them, instead of leaving them in the captured output of passed tests.
-_REPORT_MARKERS = ("attempted=", "scale-out:", "webhooks=")
+_REPORT_MARKERS = ("attempted=", "scale-out:", "webhooks=", "resent=", "envelopes_per_s=")
 _reports: list[str] = []
 
 
