@@ -21,7 +21,7 @@ from tests.integration.money_model import MoneyModel
 
 pytestmark = pytest.mark.integration
 
-CI_EXAMPLES, CI_STEPS = 40, 40
+CI_EXAMPLES, CI_STEPS = 100, 40
 
 
 def _settings() -> settings:
