@@ -28,6 +28,7 @@ from bench.capture import capture_scenario
 from bench.deadlines import deadlines_scenario
 from bench.ingress import ingress_scenario
 from bench.ledger import ledger_scenario
+from bench.soak import soak_scenario
 from tests.services import PostgresServer, RedisServer
 
 Scenario = Callable[[BenchContext], list[ResultRow]]
@@ -66,6 +67,7 @@ SCENARIOS: dict[str, Scenario] = {
     "deadlines": deadlines_scenario,
     "backlog": backlog_scenario,
     "capture": capture_scenario,
+    "soak": soak_scenario,
 }
 
 

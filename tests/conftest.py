@@ -109,10 +109,12 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-# Report lines the chaos and scale-out tests print (`attempted= effects= lost= duplicated=`,
-# `scale-out: ...`) are the evidence those tests exist for: repeat them at the end of the run,
-# where CI's log shows them, instead of leaving them in the captured output of passed tests.
-_REPORT_MARKERS = ("attempted=", "scale-out:", "webhooks=")
+# Report lines the chaos, scale-out, soak and money-model tests print (`attempted= effects=
+# lost= duplicated=`, `scale-out: ...`, `money model (...): ...`) are the evidence those tests
+# exist for: repeat them at the end of the run, where CI's log shows them, instead of leaving
+# them in the captured output of passed tests.
+_REPORT_MARKERS = ("attempted=", "scale-out:", "webhooks=", "resent=", "envelopes_per_s=",
+                   "money model (")  # fmt: skip
 _reports: list[str] = []
 
 

@@ -186,6 +186,8 @@ def record_lapsed(uow: UnitOfWork, operation_id: int) -> bool:
                              error="hold_lapsed: the hold expired before capture"):  # fmt: skip
         return False
     expire_hold(uow, family(uow, root), f"{op.kind}: the card hold expired; needs a new payment")
+    if op.kind == "capture":  # shipped, and nothing can be captured: a person must act (I10)
+        root.capture_failure = "hold_lapsed: the hold expired before capture"
     return True
 
 

@@ -102,6 +102,8 @@ def _capture_row(uow: UnitOfWork, order: Order, members: list[Order]) -> str | d
         return "already captured"
     if hold is HoldState.HELD and hold_expired(order.capture_before, uow.clock()):
         expire_hold(uow, members, "the hold lapsed before shipment: not captured")
+        # Shipped with no money to take: visible until someone acts (I10).
+        members[0].capture_failure = "hold_lapsed: the hold lapsed before shipment"
         hold = HoldState.EXPIRED
     if hold is not HoldState.HELD:
         return f"hold {hold.value}: nothing captured; the order needs a new payment"

@@ -302,3 +302,11 @@ class Ledger:
                 raise ValueError(f"{pi_id} has no charge yet")
             card = self._charges[pi["latest_charge"]]["payment_method_details"]["card"]
             card["capture_before"] = capture_before
+
+    def decline_captures(self, pi_id: str) -> None:
+        """From now on, capturing this intent is declined (402 card_declined)."""
+        with self._lock:
+            pi = self._intents[pi_id]
+            if pi["latest_charge"] is None:
+                raise ValueError(f"{pi_id} has no charge yet")
+            self._charges[pi["latest_charge"]]["payment_method"] = DECLINE_AT_CAPTURE

@@ -203,6 +203,10 @@ class StripeFake:
     def set_capture_before(self, pi_id: str, capture_before: int) -> None:
         self.ledger.set_capture_before(pi_id, capture_before)
 
+    def decline_captures(self, pi_id: str) -> None:
+        """Make every later capture of this (authorized) intent a decline."""
+        self.ledger.decline_captures(pi_id)
+
     def intent(self, pi_id: str) -> Json:
         """The PaymentIntent as a GET with `expand[]=latest_charge` would return it."""
         return self.ledger.retrieve_intent(pi_id, {"expand": ["latest_charge"]})

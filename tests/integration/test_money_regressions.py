@@ -15,6 +15,7 @@ from models.db.commerce import BacklogSku, Invoice, Order
 from models.db.machinery import OutboxJob, QuarantinedMessage, TimelineEvent
 from models.domain.backlog import Unmet, unmet_conditions
 from models.domain.errors import RetryableError
+from tasks import log_context
 from tasks.outbox.runner import run_outbox_job
 from tests import factories as f
 from tests.integration.stripe_desk import DESK, SPLIT_LINES, TOTAL, Desk, shipped
@@ -48,10 +49,14 @@ def run_jobs(desk: Desk, rounds: int = 6) -> list[str]:
         if not due:
             break
         for job_id in due:
+            # Each job in a log scope of its own, as the workers' middleware opens one.
+            scope = log_context.enter({})
             try:
                 run_outbox_job(desk.uow, job_id, 20, jobs=desk.jobs)
             except RetryableError as error:
                 errors.append(error.reason)
+            finally:
+                log_context.leave(scope)
     return errors
 
 

@@ -112,7 +112,9 @@ def _bad(now: datetime, key_id: str, secret: bytes, prefix: str) -> list[tuple[s
     unsigned_money = envelope("order.shipped", {"number": f"{prefix}-1000",
                               "tracking_numbers": ["1Z"], "notify_customer": True},
                               producer=PRODUCER)  # fmt: skip
-    stray = {**_order(f"{prefix}-2000", 0, now), "manufacturer_id": "oem-nobody"}
+    # A hold of its own: one PaymentIntent belongs to one order family.
+    stray = {**_order(f"{prefix}-2000", 0, now), "manufacturer_id": "oem-nobody",
+             "stripe_payment_intent_id": "pi_demo_stray"}  # fmt: skip
     unknown_oem = sign(envelope("order.placed", stray, producer=PRODUCER), key_id, secret)
     future = sign({"id": str(uuid.uuid4()), "type": "order.placed", "version": 7,
                    "occurred_at": now.isoformat(), "producer": PRODUCER, "data": {}},
