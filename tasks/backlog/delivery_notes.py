@@ -13,8 +13,7 @@ from tasks.messages.v1.backlog import DeliveryNoteRequestedV1
 
 def make_delivery_note(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Refused (`exceeds_backlog`, nothing changed) when the backlog cannot cover a line."""
-    data = message.data
-    assert isinstance(data, DeliveryNoteRequestedV1)
+    data = message.data_as(DeliveryNoteRequestedV1)
     session, now = uow.session, uow.clock()
     order = require_order(uow, data.number)
     # Orders confirmed before backlog existed, and backorders (confirmed with their parent).

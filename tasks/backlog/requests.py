@@ -11,8 +11,7 @@ from tasks.messages.v1.backlog import PaidBacklogRequestedV1
 def request_paid_backlog(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Create the job and stage its chunks; a repeat of the envelope is stopped by the inbox, a
     new envelope asking the same creates nothing again (every order `already_created`)."""
-    data = message.data
-    assert isinstance(data, PaidBacklogRequestedV1)
+    data = message.data_as(PaidBacklogRequestedV1)
     paid_backlog.start_job(
         uow,
         order_numbers=data.order_numbers,

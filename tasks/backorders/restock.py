@@ -43,8 +43,7 @@ def plan(session: Session, sku: str, received: int, policy: ReleasePolicy) -> Re
 
 def receive_inventory(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Add the received quantity and release whom it (with other stock) now fills."""
-    data = message.data
-    assert isinstance(data, InventoryReceivedV1)
+    data = message.data_as(InventoryReceivedV1)
     session, now = uow.session, uow.clock()
     policy = policy_of(uow)
     stock.lock_allocation(session)

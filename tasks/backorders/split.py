@@ -26,8 +26,7 @@ SPLIT_TEMPLATE = "backorder_split"
 
 def split_order(uow: UnitOfWork, message: DecodedMessage) -> str:
     """Split by stock now on hand; refused (nothing changed) when the rules say no."""
-    data = message.data
-    assert isinstance(data, OrderSplitRequestedV1)
+    data = message.data_as(OrderSplitRequestedV1)
     session, now = uow.session, uow.clock()
     order = require_order(uow, data.number)
     current = FulfillmentStatus(order.fulfillment_status)

@@ -10,8 +10,7 @@ from tasks.messages.v1.manufacturer import ManufacturerUpsertedV1
 
 def upsert_manufacturer(uow: UnitOfWork, message: DecodedMessage) -> str:
     """Store the manufacturer; orders placed later use its new SLA (existing deadlines stay)."""
-    data = message.data
-    assert isinstance(data, ManufacturerUpsertedV1)
+    data = message.data_as(ManufacturerUpsertedV1)
     row = uow.session.get(Manufacturer, data.id, with_for_update=True)
     if row is None:
         row = Manufacturer(id=data.id)

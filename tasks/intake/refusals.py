@@ -11,7 +11,7 @@ from tasks.outbox import egress
 
 REFUSED_EVENT = "message.refused"
 # Not decisions about the message but faults of ours: quarantined, never reported as refusals.
-NOT_REFUSALS = frozenset({"handler_error", "no_handler"})
+NOT_REFUSALS = frozenset({"handler_error", "no_handler", "wrong_handler"})
 
 
 def report(

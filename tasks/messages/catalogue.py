@@ -10,14 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from models.domain.errors import PermanentError
 from tasks.messages.envelope import Envelope
 from tasks.messages.v1 import V1_MODELS, MessageData
 from tasks.messages.v1.common import PATTERN_WORDS
+
+_Data = TypeVar("_Data", bound=MessageData)
 
 DEFAULT_MAX_BYTES = 256 * 1024
 MAX_NESTING = 32
@@ -84,6 +87,13 @@ class DecodedMessage:
     raw: Mapping[str, Any]
     # `raw` has only ASCII keys, safe integers and no floats (so json.dumps writes RFC 8785).
     plain: bool = False
+
+    def data_as(self, kind: type[_Data]) -> _Data:
+        """The data as the type a handler takes. A message routed to the wrong handler is a
+        fault of ours, refused as `wrong_handler` (never an assert, which `python -O` drops)."""
+        if not isinstance(self.data, kind):
+            raise PermanentError("wrong_handler", f"{self.envelope.type} is not {kind.__name__}")
+        return self.data
 
     @property
     def moves_money(self) -> bool:

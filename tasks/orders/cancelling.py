@@ -15,8 +15,7 @@ from tasks.payments import requesting as payments
 
 def cancel_order(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Cancel; a card hold is released (or, if captured, refunded); reserved stock returns."""
-    data = message.data
-    assert isinstance(data, OrderCancelledV1)
+    data = message.data_as(OrderCancelledV1)
     order = require_order(uow, data.number)
     summary = move(uow, order, message, FulfillmentStatus.CANCELLED, {"reason": data.reason},
                    notify_customer=data.notify_customer)  # fmt: skip
@@ -28,8 +27,7 @@ def cancel_order(uow: UnitOfWork, message: DecodedMessage) -> None:
 
 def request_refund(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Refund the whole order by card; a second request finds the refund already requested."""
-    data = message.data
-    assert isinstance(data, OrderRefundRequestedV1)
+    data = message.data_as(OrderRefundRequestedV1)
     order = require_order(uow, data.number)
     summary = payments.request_refund(uow, order)
     record(uow.session, order, uow.clock(), "order.refund_requested", summary,

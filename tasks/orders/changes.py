@@ -87,9 +87,9 @@ def _follow_family(uow: UnitOfWork, orders: Sequence[Order]) -> None:
 
 
 def _progress_data(message: DecodedMessage) -> OrderAcceptedV1 | OrderConfirmedV1:
-    data = message.data
-    assert isinstance(data, OrderAcceptedV1 | OrderConfirmedV1)
-    return data
+    if message.envelope.type == OrderAcceptedV1.TYPE:
+        return message.data_as(OrderAcceptedV1)
+    return message.data_as(OrderConfirmedV1)
 
 
 def _move(
@@ -137,8 +137,7 @@ def confirm_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[
 
 def change_lines(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Replace the lines unless they are locked or the order is over."""
-    data = message.data
-    assert isinstance(data, OrderLinesChangedV1)
+    data = message.data_as(OrderLinesChangedV1)
     order = require_order(uow, data.number)
     check_lines_may_change(
         lines_locked=order.lines_locked,
@@ -166,8 +165,7 @@ def change_lines(uow: UnitOfWork, message: DecodedMessage) -> None:
 
 def archive_order(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Archive: no further automatic action on this order."""
-    data = message.data
-    assert isinstance(data, OrderArchivedV1)
+    data = message.data_as(OrderArchivedV1)
     order = require_order(uow, data.number)
     order.updated_at = uow.clock()
     if not order.archived:

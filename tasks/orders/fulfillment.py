@@ -83,8 +83,7 @@ def _settle_reserved_stock(uow: UnitOfWork, order: Order, target: FulfillmentSta
 
 def change_fulfillment(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Apply the new status, or refuse an illegal move (and change nothing)."""
-    data = message.data
-    assert isinstance(data, OrderFulfillmentChangedV1)
+    data = message.data_as(OrderFulfillmentChangedV1)
     order = require_order(uow, data.number)
     target = FulfillmentStatus(data.status.value)
     before = order.fulfillment_status
@@ -163,9 +162,7 @@ def ship_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[str
 
 
 def _shipped(message: DecodedMessage) -> OrderShippedV1:
-    data = message.data
-    assert isinstance(data, OrderShippedV1)
-    return data
+    return message.data_as(OrderShippedV1)
 
 
 def _add_tracking(order: Order, data: OrderShippedV1) -> dict[str, Any]:

@@ -39,8 +39,7 @@ def _status_note(change: Refreshed) -> str:
 
 def issue_invoice(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Add an invoice; the amount due becomes the invoiced amount."""
-    data = message.data
-    assert isinstance(data, InvoiceIssuedV1)
+    data = message.data_as(InvoiceIssuedV1)
     order = require_order(uow, data.number)
     _check_currency(order, data.currency)
     check_billable(total=order.total, invoiced=order.invoiced, more=data.amount)
@@ -63,8 +62,7 @@ def issue_invoice(uow: UnitOfWork, message: DecodedMessage) -> None:
 
 def record_payment(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Add a manual payment (negative: money refunded outside Stripe) and re-derive statuses."""
-    data = message.data
-    assert isinstance(data, PaymentRecordedV1)
+    data = message.data_as(PaymentRecordedV1)
     order = require_order(uow, data.number)
     _check_currency(order, data.currency)
     now = uow.clock()

@@ -53,9 +53,7 @@ def calendar_of(manufacturer: Manufacturer) -> BusinessCalendar:
 
 
 def _data(message: DecodedMessage) -> OrderPlacedV1:
-    data = message.data
-    assert isinstance(data, OrderPlacedV1)
-    return data
+    return message.data_as(OrderPlacedV1)
 
 
 def line_specs(lines: Sequence[OrderLineV1]) -> list[LineSpec]:

@@ -28,8 +28,7 @@ def _intent_of(uow: UnitOfWork, event: StripeEventV1) -> str | None:
 
 def handle_stripe_event(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Stage one reconcile of the event's PaymentIntent (unique per event id)."""
-    data = message.data
-    assert isinstance(data, StripeEventV1)
+    data = message.data_as(StripeEventV1)
     intent_id = _intent_of(uow, data)
     if intent_id is None:
         return  # not one of ours (or a charge we never captured): nothing to reconcile

@@ -14,6 +14,7 @@ from models.db.base import Base
 from models.db.engine import Database, connect
 from models.db.tables import Notification, Order, OutboxJob
 from models.db.uow import UnitOfWork
+from tasks import log_context
 from tasks.deadlines.scan import mark_overdue
 from tasks.deadlines.webhook import message_id as webhook_id
 from tasks.deadlines.webhook import webhook_job
@@ -72,8 +73,14 @@ class Desk:
         """Run every pending job `times` over (a re-delivery finds it done); the outcomes."""
         with self.db.sessions() as session:
             ids = list(session.scalars(select(OutboxJob.id).where(OutboxJob.status == "pending")))
-        return [run_outbox_job(self.uow, i, 5, jobs=self.jobs).outcome
-                for i in ids for _ in range(times)]  # fmt: skip
+        return [self._run_one(i) for i in ids for _ in range(times)]
+
+    def _run_one(self, outbox_id: int) -> str:
+        scope = log_context.enter({})  # a scope per job, as the workers' middleware opens
+        try:
+            return run_outbox_job(self.uow, outbox_id, 5, jobs=self.jobs).outcome
+        finally:
+            log_context.leave(scope)
 
     def order(self) -> Order:
         with self.db.sessions() as session:

@@ -43,7 +43,7 @@ ROOMS: dict[str, frozenset[str]] = {
     "tasks": frozenset({"models.domain", "models.db"}),
     "workers.adapters": frozenset({"models.domain", "tasks", "workers", "workers.queue"}),
     "workers.queue": frozenset({"models.db", "tasks", "workers", "workers.http"}),
-    "workers.http": frozenset({"tasks", "workers", "workers.queue"}),
+    "workers.http": frozenset({"models.domain", "tasks", "workers", "workers.queue"}),
     "workers.demo": frozenset({"models.db", "tasks", "workers", "workers.cli", "workers.queue"}),
     "workers.cli": frozenset(
         {
