@@ -13,6 +13,8 @@ from dramatiq.brokers.redis import RedisBroker
 from models.db import migrate
 from models.db.engine import Database, connect
 from models.db.uow import StagedJob, UnitOfWork
+from models.domain.backorders import ReleasePolicy
+from models.domain.desk import DeskSettings
 from tasks.backlog.paid import CHUNK
 from tasks.deadlines.webhook import webhook_job
 from tasks.notifications.sending import email_job
@@ -61,11 +63,11 @@ class Runtime:
             self.clock,
             publisher=self.publish,
             redeliver_after=timedelta(seconds=self.settings.outbox_redeliver_after_s),
-            options={
-                "backorder_policy": self.settings.backorder_policy,
-                "reminder_share": str(self.settings.reminder_share),
-                "desk_email": self.settings.desk_email,
-            },
+            options=DeskSettings(
+                desk_email=self.settings.desk_email,
+                reminder_share=self.settings.reminder_share,
+                backorder_policy=ReleasePolicy(self.settings.backorder_policy),
+            ),
         )
 
     def publish(self, staged: Sequence[StagedJob]) -> None:

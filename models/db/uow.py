@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -14,6 +14,7 @@ from models.db.engine import Database
 from models.db.failpoints import crash_point
 from models.db.machinery import OutboxJob
 from models.db.sql import insert_many_ignore
+from models.domain.desk import DeskSettings
 
 QUEUES = ("default", "payments", "notifications", "bulk")
 
@@ -70,12 +71,12 @@ class UnitOfWork:
         clock: Clock,
         publisher: Publisher | None = None,
         redeliver_after: timedelta = timedelta(seconds=30),
-        options: Mapping[str, str] | None = None,
+        options: DeskSettings | None = None,
     ) -> None:
         self.db = db
         # Process configuration that handlers may read (e.g. the backorder release policy);
         # handlers cannot import the settings layer, so the composition root passes it in.
-        self.options: Mapping[str, str] = options or {}
+        self.options = options or DeskSettings()
         # What this transaction parked messages under (`order:N`): its later messages about the
         # same thing wait behind them, even once it exists (see `tasks.intake.ingest`).
         self.parked_for: set[str] = set()

@@ -30,7 +30,7 @@ _CHUNK = 1000
 
 def policy_of(uow: UnitOfWork) -> ReleasePolicy:
     """The configured release policy (skip-blocked unless configured strict)."""
-    return ReleasePolicy(uow.options.get("backorder_policy", ReleasePolicy.SKIP_BLOCKED.value))
+    return uow.options.backorder_policy
 
 
 def plan(session: Session, sku: str, received: int, policy: ReleasePolicy) -> ReleasePlan:

@@ -19,7 +19,6 @@ from models.db.sql import table_of, upsert_many
 from models.db.uow import UnitOfWork
 from models.domain.calendar import BusinessCalendar, confirmation_deadline, reminder_time
 from models.domain.calendar_settings import CalendarSettingError
-from models.domain.deadlines import DEFAULT_REMINDER_SHARE
 from models.domain.errors import PermanentError
 from models.domain.ledger import payment_status, totals
 from models.domain.orders import LineSpec, initial_hold, order_total
@@ -64,7 +63,7 @@ def line_specs(lines: Sequence[OrderLineV1]) -> list[LineSpec]:
 def reminder_share(uow: UnitOfWork) -> float:
     """Where in the confirmation window the desk is reminded (ORDERFLOW_REMINDER_SHARE, passed
     in by the composition root); the default where no settings are at hand (tools, tests)."""
-    return float(uow.options.get("reminder_share", DEFAULT_REMINDER_SHARE))
+    return uow.options.reminder_share
 
 
 def order_row(

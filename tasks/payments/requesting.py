@@ -185,7 +185,7 @@ def tell_desk(
     uow: UnitOfWork, order: Order, template: str, cause: str, extra: dict[str, object]
 ) -> bool:
     """One email to the order desk about `order`, unique per (order, cause, template)."""
-    desk = uow.options.get("desk_email", "")
+    desk = uow.options.desk_email
     if not desk:
         return False
     context = {"order_number": order.number, "currency": order.currency, "total": order.total,

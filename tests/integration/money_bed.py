@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from models.db.engine import Database
 from models.db.machinery import Notification, OutboxJob
 from models.db.uow import UnitOfWork
+from models.domain.desk import DeskSettings
 from models.domain.errors import RetryableError
 from tasks.backlog.paid import CHUNK
 from tasks.intake.ingest import Outcome, ingest_batch
@@ -60,7 +61,7 @@ class MoneyBed:
         return datetime.fromtimestamp(self.fake.clock.now(), UTC)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db, self.now, options={"desk_email": DESK})
+        return UnitOfWork(self.db, self.now, options=DeskSettings(desk_email=DESK))
 
     def feed(self, envelopes: list[dict[str, Any]]) -> list[Outcome]:
         """Apply envelopes as one ingress batch (one transaction), as a consumer does."""

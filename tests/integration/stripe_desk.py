@@ -14,6 +14,7 @@ from models.db.commerce import Order
 from models.db.engine import Database
 from models.db.machinery import Notification, OutboxJob
 from models.db.uow import UnitOfWork
+from models.domain.desk import DeskSettings
 from models.domain.errors import RetryableError
 from tasks.intake.ingest import Outcome, ingest_batch
 from tasks.outbox.jobs import JobRegistry
@@ -44,7 +45,7 @@ class Desk:
     jobs: JobRegistry
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db, lambda: self.now, options={"desk_email": DESK})
+        return UnitOfWork(self.db, lambda: self.now, options=DeskSettings(desk_email=DESK))
 
     def feed(self, *envelopes: dict[str, Any]) -> list[Outcome]:
         with self.uow() as uow:

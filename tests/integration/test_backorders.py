@@ -13,6 +13,8 @@ from models.db.engine import Database
 from models.db.machinery import Notification, OutboxJob, QuarantinedMessage
 from models.db.orders import order_lines
 from models.db.uow import UnitOfWork
+from models.domain.backorders import ReleasePolicy
+from models.domain.desk import DeskSettings
 from tasks.intake.ingest import Outcome, ingest_batch
 from tasks.outbox.egress import PUBLISH_JOB
 from tests import factories as f
@@ -30,7 +32,8 @@ def _lines(*items: tuple[str, int, bool]) -> list[dict[str, Any]]:
 
 def _apply(db: Database, *envelopes: dict[str, Any], policy: str = "skip_blocked") -> list[Outcome]:
     bodies = [f.body(e) for e in envelopes]
-    with UnitOfWork(db, lambda: T0, options={"backorder_policy": policy}) as uow:
+    desk = DeskSettings(backorder_policy=ReleasePolicy(policy))
+    with UnitOfWork(db, lambda: T0, options=desk) as uow:
         outcomes = ingest_batch(uow, bodies, f.policy())
         uow.commit()
     return outcomes

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from models.db.engine import Database
 from models.db.tables import Notification, Order, TimelineEvent
 from models.db.uow import UnitOfWork
+from models.domain.desk import DeskSettings
 from tasks.deadlines.scan import Progress, mark_overdue, reminder_step, run_tick
 from tasks.intake.ingest import ingest_batch
 from tests import factories as f
@@ -27,7 +28,7 @@ def _place(db: Database, numbers: list[str], share: str) -> None:
     bodies = [f.body(f.manufacturer())] + [
         f.body(f.order(n, placed_at=T0.isoformat())) for n in numbers
     ]
-    with UnitOfWork(db, lambda: T0, options={"reminder_share": share}) as uow:
+    with UnitOfWork(db, lambda: T0, options=DeskSettings(reminder_share=float(share))) as uow:
         outcomes = ingest_batch(uow, bodies, f.policy())
         uow.commit()
     assert {o.result for o in outcomes} == {"applied"}

@@ -14,6 +14,7 @@ from models.db.base import Base
 from models.db.engine import Database, connect
 from models.db.tables import Notification, Order, OutboxJob
 from models.db.uow import UnitOfWork
+from models.domain.desk import DeskSettings
 from tasks import log_context
 from tasks.deadlines.scan import mark_overdue
 from tasks.deadlines.webhook import message_id as webhook_id
@@ -61,7 +62,8 @@ class Desk:
         ])  # fmt: skip
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.db, lambda: self.now, options={"desk_email": "desk@shop.example"})
+        desk = DeskSettings(desk_email="desk@shop.example")
+        return UnitOfWork(self.db, lambda: self.now, options=desk)
 
     def feed(self, *envelopes: dict[str, Any]) -> list[str]:
         with self.uow() as uow:

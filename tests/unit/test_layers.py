@@ -58,7 +58,7 @@ ROOMS: dict[str, frozenset[str]] = {
         }
     ),
     "workers": frozenset(
-        {"models.db", "tasks", "workers.adapters", "workers.cli", "workers.queue"}
+        {"models.domain", "models.db", "tasks", "workers.adapters", "workers.cli", "workers.queue"}
     ),
     "scheduler": frozenset({"models.db", "tasks", "workers", "workers.http"}),
 }
