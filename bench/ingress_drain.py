@@ -128,14 +128,25 @@ _BATCH_PARTS = {
     "quarantine_entry": "quarantine malformed entries",
 }
 
+# Below `intake_locks._take`: which of the batch's locks it is waiting for (or reading).
+_LOCKS = {
+    "lock_allocation": "the global stock allocation lock",
+    "lock_keys": "advisory intake keys (orders, SKUs, customers, envelopes)",
+    "order_facts": "reading the orders' facts",
+    "lock_orders": "order rows",
+    "lock_stock": "stock rows",
+    "stock_skus": "reading stock SKUs",
+}
+
 
 def _frames(stack: str) -> list[str]:
-    return [frame.split(" (", 1)[0] for frame in stack.split(";")]
+    """Function names, root first (py-spy writes `Class.method (file)`)."""
+    return [frame.split(" (", 1)[0].rsplit(".", 1)[-1] for frame in stack.split(";")]
 
 
 def classify(stack: str) -> str | None:
     """What an ingress consumer thread was doing in one sample; None: not an ingress consumer."""
-    if not any(f.startswith("_loop (") and "ingress.py" in f for f in stack.split(";")):
+    if "IngressConsumer._loop (" not in stack:
         return None
     frames = _frames(stack)
     if "ingest_batch" in frames:
@@ -146,6 +157,9 @@ def classify(stack: str) -> str | None:
         if "_apply_run" in rest or "_apply_bulk" in rest:
             handler = next((_BULK[f] for f in rest if f in _BULK), None)
             return f"set-based: {handler}" if handler else "set-based: savepoint + inbox rows"
+        if "lock_batch" in rest and "_take" in rest:
+            taken = rest[rest.index("_take") + 1 :]
+            return f"batch locks: {_LOCKS.get(taken[0], taken[0]) if taken else '_take'}"
         part = next((_BATCH_PARTS[f] for f in rest if f in _BATCH_PARTS), None)
         return f"batch: {part or rest[0] if rest else 'ingest_batch'}"
     if "_apply_once" in frames:

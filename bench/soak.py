@@ -103,8 +103,10 @@ def _report_profile(profile: Path | None, day: Day) -> None:
 
 def _waves(ctx: BenchContext, orders: int, seed: int, bare: Baseline) -> list[ResultRow]:
     ingress_s: list[float] = []
+    publish_s: list[float] = []  # of which publishing took (`orderflow publish` boots Python)
 
     def time_ingress(wave: int, began: float) -> None:
+        publish_s.append(time.monotonic() - began)
         ingress_s.append(wait_drained(ctx.redis_url, WAVE_S) - began)
 
     with _bed(ctx, seed) as soak:
@@ -114,20 +116,22 @@ def _waves(ctx: BenchContext, orders: int, seed: int, bare: Baseline) -> list[Re
         verdict = soak.verdict()
     _report_profile(profile, day)
     print(f"soak: {verdict.line()}")
-    print(f"soak: ingress per wave {[round(s, 2) for s in ingress_s]}, "
+    print(f"soak: ingress per wave {[round(s, 2) for s in ingress_s]}, of which publishing "
+          f"{[round(s, 2) for s in publish_s]}, "
           f"end to end per wave {[round(s, 2) for s in soak.waves_s]}")  # fmt: skip
     assert (verdict.missing, verdict.duplicated, verdict.unexpected) == (0, 0, 0), (
         "\n".join(verdict.details[:40]))  # fmt: skip
     ingress = sum(ingress_s)
     per_wave = "/".join(f"{s:.1f}" for s in ingress_s)
+    publishing = "/".join(f"{s:.1f}" for s in publish_s)
     waves = "/".join(f"{s:.1f}" for s in soak.waves_s)
     return [
         ResultRow("soak", "mixed stream ingress rate, 6 waves (publish to group drained, summed)",
                   day.envelopes, ingress, day.envelopes / ingress / bare.insert_per_s,
                   f"{SHAPE}; seed {seed}, {orders} orders; per wave from its first publish "
                   "(XADD pipeline, then `orderflow publish`) until XINFO GROUPS shows no unread "
-                  f"and no pending entry, s: {per_wave}; the workers run that wave's captures, "
-                  "emails and egress at the same time"),
+                  f"and no pending entry, s: {per_wave} (of which publishing: {publishing}); "
+                  "the workers run that wave's captures, emails and egress at the same time"),
         ResultRow("soak", "mixed stream end to end, 6 waves each settled (not an ingress rate)",
                   day.envelopes, soak.seconds, day.envelopes / soak.seconds / bare.insert_per_s,
                   f"same run; each wave also waits for captures, emails, egress and parked "
