@@ -47,6 +47,7 @@ WAVE_S = 300.0  # bound on one wave's settling
 POLL_S = 0.5
 GRACE_S = 3.0  # after the last wave: time for a late duplicate to show
 OnTick = Callable[[int, float], None]
+OnPublished = Callable[[int, float], None]
 
 
 @dataclass
@@ -88,6 +89,11 @@ class Soak:
         self._xadd([i.body for i in items if i.path == "xadd" or isinstance(i.body, bytes)])
         self._orderflow_publish([i.body for i in items if i.path == "publish"
                                  and isinstance(i.body, dict)])  # fmt: skip
+
+    def xadd_in_order(self, items: list[Item]) -> None:
+        """Every item by raw XADD, in the order given (one pipeline), whatever path its story
+        chose: a producer that sends the lot at once."""
+        self._xadd([i.body for i in items])
 
     def _xadd(self, bodies: list[dict[str, Any] | bytes]) -> None:
         client: Any = redis.Redis.from_url(self.stack.settings.redis_url)
@@ -147,14 +153,18 @@ class Soak:
         with self.stack.rt.db.sessions() as session:
             return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
-    def run(self, day: Day, on_tick: OnTick | None = None) -> None:
+    def run(self, day: Day, on_tick: OnTick | None = None,
+            on_published: OnPublished | None = None) -> None:  # fmt: skip
         """Publish each wave, then poll (bounded) until it has settled; `on_tick(wave, s)`
-        may do harm meanwhile."""
+        may do harm meanwhile; `on_published(wave, began)` is called once the wave is
+        published (`began`: `time.monotonic()` before its first publish), e.g. to time it."""
         self.day = day
         started = time.monotonic()
         for wave, items in enumerate(day.waves):
             began = time.monotonic()
             self.publish(items)
+            if on_published is not None:
+                on_published(wave, began)
             deadline = began + WAVE_S
             for _ in range(int(WAVE_S / POLL_S) + 1):
                 if on_tick is not None:
