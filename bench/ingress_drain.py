@@ -21,8 +21,8 @@ from typing import Any
 
 import redis
 
-from tasks.handlers.registry import BULK_HANDLERS, HANDLERS
-from workers.streams import INGRESS_GROUP, INGRESS_STREAM
+from tasks.intake.registry import BULK_HANDLERS, HANDLERS
+from workers.queue.streams import INGRESS_GROUP, INGRESS_STREAM
 
 POLL_S = 0.01
 #: Where `py-spy record` writes one raw profile per phase; unset: no profile.
