@@ -105,8 +105,12 @@ class _WorkerSpec:
 
 
 def measure_baseline(
-    redis_url: str, database_url: str, messages: int, *,
-    processes: int = DEFAULT_PROCESSES, threads: int = DEFAULT_THREADS,
+    redis_url: str,
+    database_url: str,
+    messages: int,
+    *,
+    processes: int = DEFAULT_PROCESSES,
+    threads: int = DEFAULT_THREADS,
 ) -> Baseline:
     """Drain `messages` no-op messages, then `messages` one-INSERT messages; rates in msg/s."""
     noop, insert = (drain_seconds(redis_url, database_url, kind, messages, processes=processes,
@@ -115,7 +119,13 @@ def measure_baseline(
 
 
 def drain_seconds(
-    redis_url: str, database_url: str, kind: str, messages: int, *, processes: int, threads: int,
+    redis_url: str,
+    database_url: str,
+    kind: str,
+    messages: int,
+    *,
+    processes: int,
+    threads: int,
     stripe: dict[str, Any] | None = None,
 ) -> float:
     """Enqueue first, then time from worker start until every message is acknowledged."""
@@ -126,9 +136,16 @@ def drain_seconds(
     worker = _WorkerSpec(redis_url, database_url, queue, kind, threads, stripe or {})
     spec = json.dumps(asdict(worker))
     # Fresh interpreters, as the `dramatiq` CLI uses; stdin/stdout carry go/ready/stop.
-    children = [subprocess.Popen([sys.executable, "-m", "bench.baseline", spec], cwd=_REPO,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                for _ in range(processes)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.baseline", spec],
+            cwd=_REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
     try:
         _wait_booted(children, _BOOT_TIMEOUT_S)
         started = time.perf_counter()
@@ -186,8 +203,9 @@ def _enqueue(redis_url: str, queue: str, actor_name: str, messages: int) -> None
     client = redis.Redis.from_url(redis_url)
 
     def message(seq: int) -> dramatiq.Message[Any]:
-        return dramatiq.Message(queue_name=queue, actor_name=actor_name, args=(seq,),
-                                kwargs={}, options={})
+        return dramatiq.Message(
+            queue_name=queue, actor_name=actor_name, args=(seq,), kwargs={}, options={}
+        )
 
     # The first goes alone: it makes dramatiq learn the Lua stack size, which a pipeline
     # cannot (every reply is deferred to execute()).
@@ -243,8 +261,9 @@ def _work(spec: _WorkerSpec) -> None:
     """One worker process: boot, say ready, start on "go", stop on "stop" (or end of input)."""
     broker = _broker(url=spec.redis_url)
     engine = sa.create_engine(spec.database_url, pool_size=spec.threads, max_overflow=0)
-    declare = dramatiq.actor(broker=broker, actor_name=_ACTORS[spec.kind],
-                             queue_name=spec.queue, max_retries=3)
+    declare = dramatiq.actor(
+        broker=broker, actor_name=_ACTORS[spec.kind], queue_name=spec.queue, max_retries=3
+    )
     declare(_actor_function(spec, engine))
     worker = dramatiq.Worker(broker, queues={spec.queue}, worker_threads=spec.threads)
     print("ready", flush=True)

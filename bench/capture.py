@@ -110,9 +110,11 @@ def ceiling_row(ctx: BenchContext, on_account: ResultRow, stripe_cost: float) ->
     assert on_account.ratio is not None
     ratio = 1 / (1 / on_account.ratio + stripe_cost)
     seconds = on_account.messages / (ratio * ctx.baseline().insert_per_s)
-    note = (f"computed, not measured: 1 / (1 / {on_account.ratio:.2f} + {stripe_cost:.2f}), the "
-            "on-account row plus the Stripe requests' machine time; what capture on shipment "
-            "would reach here if claiming and recording each capture cost nothing")
+    note = (
+        f"computed, not measured: 1 / (1 / {on_account.ratio:.2f} + {stripe_cost:.2f}), the "
+        "on-account row plus the Stripe requests' machine time; what capture on shipment "
+        "would reach here if claiming and recording each capture cost nothing"
+    )
     return ResultRow("capture", "ceiling: paid on account + one Stripe capture request per order",
                      on_account.messages, seconds, ratio, note)  # fmt: skip
 
@@ -154,15 +156,27 @@ def floor_row(ctx: BenchContext, fake: StripeFake, api_key: str, kind: str) -> R
         listing.flush()
         stripe = {"api_key": api_key, "api_base": fake.base_url, "amount": TOTAL,
                   "intents_file": listing.name}  # fmt: skip
-        seconds = drain_seconds(ctx.redis_url, ctx.database_url, kind, ctx.messages,
-                                processes=base.processes, threads=base.threads, stripe=stripe)
+        seconds = drain_seconds(
+            ctx.redis_url,
+            ctx.database_url,
+            kind,
+            ctx.messages,
+            processes=base.processes,
+            threads=base.threads,
+            stripe=stripe,
+        )
     captured = Counter(e.pi_id for e in fake.effects[before:] if e.kind == "capture")
     if captured != dict.fromkeys(intents, 1):
         raise RuntimeError(f"floor {kind}: {sum(captured.values())} captures of {len(intents)}")
     calls = "read and capture" if kind == "read+capture" else "capture"
-    return ResultRow("capture", f"floor: bare dramatiq, 1 INSERT + Stripe {calls}/msg",
-                     ctx.messages, seconds, ctx.messages / seconds / base.insert_per_s,
-                     f"{base.processes} processes x {base.threads} threads; the same fake")
+    return ResultRow(
+        "capture",
+        f"floor: bare dramatiq, 1 INSERT + Stripe {calls}/msg",
+        ctx.messages,
+        seconds,
+        ctx.messages / seconds / base.insert_per_s,
+        f"{base.processes} processes x {base.threads} threads; the same fake",
+    )
 
 
 def order_number(seq: int) -> str:
@@ -177,9 +191,11 @@ def order_bodies(
     `capture_before` (epoch seconds), when given, goes with each placement; `on_account`
     orders are paid on account (their intents are None)."""
     now = datetime.now(UTC).isoformat()  # placed now: no confirmation deadline passes meanwhile
-    hold = {} if capture_before is None else {
-        "capture_before": datetime.fromtimestamp(capture_before, UTC).isoformat()
-    }
+    hold = (
+        {}
+        if capture_before is None
+        else {"capture_before": datetime.fromtimestamp(capture_before, UTC).isoformat()}
+    )
     if on_account:
         hold = {"payment_method": "on_account"}
     placed, confirmed, shipped = [], [], []
@@ -250,8 +266,10 @@ def _wait_captured(url: str, proc: processes.OrderflowProcess, orders: int, time
 def _wait_shipped(url: str, proc: processes.OrderflowProcess, orders: int, timeout: float) -> None:
     """Poll until `orders` orders are confirmed and shipped (bounded in time): consumers apply
     batches side by side, so an order's shipment may land before its confirmation."""
-    done = select(func.count()).select_from(Order).where(
-        Order.confirmation_status == "confirmed", Order.fulfillment_status == "shipped"
+    done = (
+        select(func.count())
+        .select_from(Order)
+        .where(Order.confirmation_status == "confirmed", Order.fulfillment_status == "shipped")
     )
     _wait_counted(url, proc, (orders, done, "orders confirmed and shipped"), timeout)
 

@@ -53,9 +53,16 @@ def ingress_scenario(ctx: BenchContext) -> list[ResultRow]:
     rows = []
     for batch in BATCHES:
         seconds = drain_seconds(ctx, bodies, secret, batch)
-        rows.append(ResultRow("ingress", f"order.placed, ORDERFLOW_INGRESS_BATCH={batch}",
-                              envelopes, seconds, envelopes / seconds / base.insert_per_s,
-                              f"orderflow worker, {shape}; clock from release"))
+        rows.append(
+            ResultRow(
+                "ingress",
+                f"order.placed, ORDERFLOW_INGRESS_BATCH={batch}",
+                envelopes,
+                seconds,
+                envelopes / seconds / base.insert_per_s,
+                f"orderflow worker, {shape}; clock from release",
+            )
+        )
     return rows
 
 
@@ -65,8 +72,13 @@ def order_bodies(count: int, secret: bytes) -> list[bytes]:
     for seq in range(count):
         customer = {"id": f"BC-{seq:07d}", "email": f"c{seq}@example.com", "name": f"C {seq}"}
         number = f"BENCH-{seq:07d}"
-        raw = factories.envelope("order.placed", signed=False, number=number, customer=customer,
-                                 stripe_payment_intent_id=factories.intent_for(number))
+        raw = factories.envelope(
+            "order.placed",
+            signed=False,
+            number=number,
+            customer=customer,
+            stripe_payment_intent_id=factories.intent_for(number),
+        )
         bodies.append(factories.body(sign(raw, KEY_ID, secret)))
     return bodies
 
@@ -82,13 +94,15 @@ def drain_seconds(ctx: BenchContext, bodies: list[bytes], secret: bytes, batch: 
     try:
         load_stream(client, bodies)
         with tempfile.TemporaryDirectory(prefix="orderflow-bench-ingress-") as workdir:
-            env = processes.child_env({
-                "ORDERFLOW_DATABASE_URL": url,
-                "ORDERFLOW_REDIS_URL": ctx.redis_url,
-                "ORDERFLOW_SIGNING_KEYS": f"{KEY_ID}:{secret.decode()}",
-                "ORDERFLOW_INGRESS_BATCH": str(batch),
-                "ORDERFLOW_DATA_DIR": workdir,
-            })
+            env = processes.child_env(
+                {
+                    "ORDERFLOW_DATABASE_URL": url,
+                    "ORDERFLOW_REDIS_URL": ctx.redis_url,
+                    "ORDERFLOW_SIGNING_KEYS": f"{KEY_ID}:{secret.decode()}",
+                    "ORDERFLOW_INGRESS_BATCH": str(batch),
+                    "ORDERFLOW_DATA_DIR": workdir,
+                }
+            )
             elapsed = _timed_drain(client, env, Path(workdir), len(bodies))
     finally:
         client.close()
@@ -112,10 +126,15 @@ def _timed_drain(client: redis.Redis, env: dict[str, str], logs: Path, count: in
 
 def upsert_manufacturer(database_url: str, secret: bytes) -> None:
     """The sample manufacturer, through the ingress code path (so it is in the inbox too)."""
-    policy = IngestPolicy(max_bytes=256 * 1024, keys={KEY_ID: secret}, accept_unsigned=False,
-                          park_for=timedelta(days=1))
-    body = factories.body(sign(factories.envelope("manufacturer.upserted", signed=False),
-                               KEY_ID, secret))
+    policy = IngestPolicy(
+        max_bytes=256 * 1024,
+        keys={KEY_ID: secret},
+        accept_unsigned=False,
+        park_for=timedelta(days=1),
+    )
+    body = factories.body(
+        sign(factories.envelope("manufacturer.upserted", signed=False), KEY_ID, secret)
+    )
     db = connect(database_url)
     try:
         with UnitOfWork(db, lambda: datetime.now(UTC)) as uow:
@@ -143,8 +162,11 @@ def load_stream(client: redis.Redis, bodies: list[bytes]) -> None:
 
 
 def _blocked_readers(client: redis.Redis) -> list[int]:
-    return [int(c["id"]) for c in client.client_list()
-            if c.get("cmd") == "xreadgroup" and "b" in str(c.get("flags", ""))]
+    return [
+        int(c["id"])
+        for c in client.client_list()
+        if c.get("cmd") == "xreadgroup" and "b" in str(c.get("flags", ""))
+    ]
 
 
 def wait_consumers_idle(
@@ -194,12 +216,18 @@ def check_effects(database_url: str, envelopes: int) -> None:
     db = connect(database_url)
     try:
         with db.sessions() as session:
-            found = {model.__name__: int(session.scalar(select(func.count()).select_from(model))
-                                         or 0)
-                     for model in (Order, OrderLine, InboxEntry, QuarantinedMessage, ParkedMessage)}
+            found = {
+                model.__name__: int(session.scalar(select(func.count()).select_from(model)) or 0)
+                for model in (Order, OrderLine, InboxEntry, QuarantinedMessage, ParkedMessage)
+            }
     finally:
         db.dispose()
-    expected = {"Order": envelopes, "OrderLine": 2 * envelopes, "InboxEntry": envelopes + 1,
-                "QuarantinedMessage": 0, "ParkedMessage": 0}
+    expected = {
+        "Order": envelopes,
+        "OrderLine": 2 * envelopes,
+        "InboxEntry": envelopes + 1,
+        "QuarantinedMessage": 0,
+        "ParkedMessage": 0,
+    }
     if found != expected:
         raise RuntimeError(f"ingress bench effects: expected {expected}, found {found}")

@@ -1,6 +1,6 @@
 """Bench runner: starts its own Redis and PostgreSQL, runs the scenarios, writes RESULTS.md.
 
-    uv run python -m bench.run [--messages N] [--orders N] [--payments N] [--only NAME ...]
+uv run python -m bench.run [--messages N] [--orders N] [--payments N] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -44,17 +44,37 @@ def baseline_scenario(ctx: BenchContext) -> list[ResultRow]:
     base = ctx.baseline()
     shape = f"{base.processes} processes x {base.threads} threads"
     rows = [
-        ResultRow("baseline", "bare dramatiq, no-op", ctx.messages,
-                  ctx.messages / base.noop_per_s, base.noop_per_s / base.insert_per_s, shape),
-        ResultRow("baseline", "bare dramatiq, 1 INSERT/msg", ctx.messages,
-                  ctx.messages / base.insert_per_s, 1.0, shape),
+        ResultRow(
+            "baseline",
+            "bare dramatiq, no-op",
+            ctx.messages,
+            ctx.messages / base.noop_per_s,
+            base.noop_per_s / base.insert_per_s,
+            shape,
+        ),
+        ResultRow(
+            "baseline",
+            "bare dramatiq, 1 INSERT/msg",
+            ctx.messages,
+            ctx.messages / base.insert_per_s,
+            1.0,
+            shape,
+        ),
     ]
     for kind, case in (("noop", "no-op"), ("insert", "1 INSERT/msg")):
-        seconds = drain_seconds(ctx.redis_url, ctx.database_url, kind, ctx.messages,
-                                processes=1, threads=base.threads)
-        rows.append(ResultRow("baseline", f"bare dramatiq, {case}", ctx.messages, seconds,
-                              ctx.messages / seconds / base.insert_per_s,
-                              f"1 process x {base.threads} threads (reference)"))
+        seconds = drain_seconds(
+            ctx.redis_url, ctx.database_url, kind, ctx.messages, processes=1, threads=base.threads
+        )
+        rows.append(
+            ResultRow(
+                "baseline",
+                f"bare dramatiq, {case}",
+                ctx.messages,
+                seconds,
+                ctx.messages / seconds / base.insert_per_s,
+                f"1 process x {base.threads} threads (reference)",
+            )
+        )
     return rows
 
 
@@ -76,8 +96,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=5000, help="messages per measurement")
     parser.add_argument("--orders", type=int, default=10_000, help="orders the ledger pays")
     parser.add_argument("--payments", type=int, default=100_000, help="ledger payments")
-    parser.add_argument("--only", action="append", choices=sorted(SCENARIOS),
-                        help="run only this scenario (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="run only this scenario (repeatable)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="report file to write")
     args = parser.parse_args(argv)
     for option in ("messages", "orders", "payments"):
@@ -98,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         redis_server = RedisServer.start(Path(workdir))
         postgres_server = PostgresServer.start(Path(workdir))
         try:
-            ctx = BenchContext(redis_server.url, postgres_server.url, args.messages,
-                               redis_server, postgres_server)
+            ctx = BenchContext(
+                redis_server.url, postgres_server.url, args.messages, redis_server, postgres_server
+            )
             rows: list[ResultRow] = []
             for name in names:
                 console.print(f"[bold]running {name}[/] ({args.messages} messages)")
@@ -152,8 +177,15 @@ def _table(rows: list[ResultRow]) -> Table:
     for column in ("scenario", "case", "messages", "seconds", "msg/s", "vs bare insert", "note"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.scenario, row.case, str(row.messages), f"{row.seconds:.2f}",
-                      f"{row.per_s:,.0f}", _ratio(row), row.note)
+        table.add_row(
+            row.scenario,
+            row.case,
+            str(row.messages),
+            f"{row.seconds:.2f}",
+            f"{row.per_s:,.0f}",
+            _ratio(row),
+            row.note,
+        )
     return table
 
 
@@ -171,8 +203,11 @@ def render_report(rows: list[ResultRow], machine: list[str], command: str) -> st
         "",
         "| scenario | case | messages | seconds | msg/s | vs bare insert | note |",
         "|---|---|---:|---:|---:|---:|---|",
-        *(f"| {r.scenario} | {r.case} | {r.messages} | {r.seconds:.2f} | {r.per_s:,.0f} | "
-          f"{_ratio(r)} | {r.note} |" for r in rows),
+        *(
+            f"| {r.scenario} | {r.case} | {r.messages} | {r.seconds:.2f} | {r.per_s:,.0f} | "
+            f"{_ratio(r)} | {r.note} |"
+            for r in rows
+        ),
         "",
         "How the baseline is measured: N messages are enqueued first (dramatiq's own Lua",
         "script, pipelined), then worker processes (`dramatiq.Worker` in a fresh interpreter",

@@ -30,10 +30,16 @@ def record(client: redis.Redis, runs: Sequence[JobRun]) -> None:
     if not runs:
         return
     fields = {
-        run.job: json.dumps({"at": run.at.isoformat(), "period_s": run.period_s,
-                             "owner": run.owner, "outcome": run.outcome[:200]})
+        run.job: json.dumps(
+            {
+                "at": run.at.isoformat(),
+                "period_s": run.period_s,
+                "owner": run.owner,
+                "outcome": run.outcome[:200],
+            }
+        )
         for run in runs
-    }  # fmt: skip
+    }
     client.hset(LAST_RUN_KEY, mapping=fields)  # type: ignore[arg-type]  # redis-py's own stubs
 
 
@@ -48,8 +54,13 @@ def read(client: redis.Redis, jobs: Sequence[str]) -> dict[str, JobRun]:
             continue
         try:
             item = json.loads(raw)
-            runs[job] = JobRun(job, datetime.fromisoformat(item["at"]), float(item["period_s"]),
-                               str(item["owner"]), str(item["outcome"]))  # fmt: skip
+            runs[job] = JobRun(
+                job,
+                datetime.fromisoformat(item["at"]),
+                float(item["period_s"]),
+                str(item["owner"]),
+                str(item["outcome"]),
+            )
         except (ValueError, KeyError, TypeError):
             continue  # not ours or damaged: as if never recorded
     return runs

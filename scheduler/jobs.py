@@ -77,8 +77,9 @@ def expire_parked(rt: Runtime, now: datetime) -> str:
 def scan_deadlines(rt: Runtime, now: datetime) -> str:
     """Mark orders past their confirmation deadline and stage each one's failure message."""
     s = rt.settings
-    done = deadlines.run_tick(rt.new_uow, now, deadlines.mark_overdue,
-                              s.deadline_scan_per_tick, s.deadline_scan_batch)  # fmt: skip
+    done = deadlines.run_tick(
+        rt.new_uow, now, deadlines.mark_overdue, s.deadline_scan_per_tick, s.deadline_scan_batch
+    )
     return f"marked={done.taken} messages={done.staged}"
 
 
@@ -86,8 +87,9 @@ def remind_desk(rt: Runtime, now: datetime) -> str:
     """Email the order desk about orders whose reminder time (a share of the window) came."""
     s = rt.settings
     step = deadlines.reminder_step(s.desk_email)
-    done = deadlines.run_tick(rt.new_uow, now, step, s.deadline_scan_per_tick,
-                              s.deadline_scan_batch)  # fmt: skip
+    done = deadlines.run_tick(
+        rt.new_uow, now, step, s.deadline_scan_per_tick, s.deadline_scan_batch
+    )
     return f"taken={done.taken} reminded={done.staged}"
 
 

@@ -53,8 +53,9 @@ def run_once(rt: Runtime, jobs: list[PeriodicJob], last: dict[str, datetime], ow
             log.exception("scheduler job %s failed", job.name)
             continue
         log.debug("scheduler job %s: %s", job.name, outcome)
-        runs.append(heartbeat.JobRun(job.name, rt.clock(), job.period.total_seconds(), owner,
-                                     outcome))  # fmt: skip
+        runs.append(
+            heartbeat.JobRun(job.name, rt.clock(), job.period.total_seconds(), owner, outcome)
+        )
     _record_runs(rt, runs)
 
 

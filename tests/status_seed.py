@@ -101,8 +101,11 @@ def quarantined(db: Database, at: datetime, reasons: dict[str, str]) -> None:
             body = detail.encode()
             intake.quarantine(session, body=body, reason=reason, detail=detail, at=at)
             if detail == "dropped":
-                session.execute(update(QuarantinedMessage)
-                                .where(QuarantinedMessage.body == body).values(status="dropped"))
+                session.execute(
+                    update(QuarantinedMessage)
+                    .where(QuarantinedMessage.body == body)
+                    .values(status="dropped")
+                )
 
 
 def parked(db: Database, at: datetime, expires_at: datetime) -> None:

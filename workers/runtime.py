@@ -132,18 +132,33 @@ def open_runtime(settings: Settings | None = None) -> Runtime:
     db = connect(settings.effective_database_url(), pool_size=settings.worker_threads + 2)
     broker = build_broker(redis_url, settings)
     jobs = build_jobs(settings, broker.client)
-    return Runtime(settings=settings, db=db, redis_url=redis_url, broker=broker, jobs=jobs,
-                   embedded_redis=server)  # fmt: skip
+    return Runtime(
+        settings=settings,
+        db=db,
+        redis_url=redis_url,
+        broker=broker,
+        jobs=jobs,
+        embedded_redis=server,
+    )
 
 
 def build_jobs(settings: Settings, client: redis.Redis) -> JobRegistry:
     """Every job this process can run, each with the adapters it calls."""
-    return JobRegistry([
-        PROBE, CHUNK, *payment_job_specs(settings), email_job_spec(settings),
-        webhook_job(HttpWebhookPoster(settings.oem_webhook_secret.get_secret_value().encode(),
-                                      settings.oem_webhook_timeout_s)),
-        *egress_jobs(RedisStreamAppender(client, settings.egress_max_len)),
-    ])  # fmt: skip
+    return JobRegistry(
+        [
+            PROBE,
+            CHUNK,
+            *payment_job_specs(settings),
+            email_job_spec(settings),
+            webhook_job(
+                HttpWebhookPoster(
+                    settings.oem_webhook_secret.get_secret_value().encode(),
+                    settings.oem_webhook_timeout_s,
+                )
+            ),
+            *egress_jobs(RedisStreamAppender(client, settings.egress_max_len)),
+        ]
+    )
 
 
 def payment_job_specs(settings: Settings) -> list[JobSpec]:

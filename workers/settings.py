@@ -47,9 +47,11 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=80, description="Timeout of one call to Stripe."
     )
     stripe_concurrency: int = Field(
-        default=8, ge=1, le=64,
+        default=8,
+        ge=1,
+        le=64,
         description="Stripe calls one payment job makes side by side (a batch of captures).",
-    )  # fmt: skip
+    )
     smtp_url: SecretStr = Field(
         default=SecretStr(""), description="smtp://[user:password@]host:port (or smtps, +starttls)."
     )

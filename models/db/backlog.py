@@ -37,8 +37,15 @@ def _has_backlog(session: Session, order_id: int) -> bool:
 
 
 BACKLOG_COLUMNS = [
-    "order_id", "line_id", "sku", "kind", "quantity", "remaining", "unit_price", "created_at",
-]  # fmt: skip
+    "order_id",
+    "line_id",
+    "sku",
+    "kind",
+    "quantity",
+    "remaining",
+    "unit_price",
+    "created_at",
+]
 
 
 def lines_as_backlog(

@@ -112,8 +112,9 @@ def add_results(session: Session, rows: Sequence[dict[str, Any]]) -> int:
 
 def has_result(session: Session, job_id: int, number: str) -> bool:
     """Whether the job has a result for this order number (its chunk ran)."""
-    query = select(BulkJobResult.id).where(BulkJobResult.job_id == job_id,
-                                           BulkJobResult.number == number)  # fmt: skip
+    query = select(BulkJobResult.id).where(
+        BulkJobResult.job_id == job_id, BulkJobResult.number == number
+    )
     return session.scalar(query.limit(1)) is not None
 
 

@@ -231,11 +231,22 @@ class BacklogSku(Base):
         # One paid backlog SKU per order line, whatever runs twice (bulk chunks insert with
         # ON CONFLICT on this index); one regular row per SKU of an order (SKUs are unique
         # per order; regular rows carry no line id because lines are replaced wholesale).
-        Index("uq_backlog_skus_paid_line", "line_id", unique=True,
-              postgresql_where=text("kind = 'paid'"), sqlite_where=text("kind = 'paid'")),
-        Index("uq_backlog_skus_regular_sku", "order_id", "sku", unique=True,
-              postgresql_where=text("kind = 'regular'"), sqlite_where=text("kind = 'regular'")),
-    )  # fmt: skip
+        Index(
+            "uq_backlog_skus_paid_line",
+            "line_id",
+            unique=True,
+            postgresql_where=text("kind = 'paid'"),
+            sqlite_where=text("kind = 'paid'"),
+        ),
+        Index(
+            "uq_backlog_skus_regular_sku",
+            "order_id",
+            "sku",
+            unique=True,
+            postgresql_where=text("kind = 'regular'"),
+            sqlite_where=text("kind = 'regular'"),
+        ),
+    )
 
 
 class DeliveryNote(Base):

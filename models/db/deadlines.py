@@ -108,12 +108,16 @@ def open_breaches(session: Session, limit: int) -> list[Listed]:
     """Orders marked overdue and still unconfirmed, open and not archived, oldest deadline
     first: (manufacturer id, number, deadline, overdue at)."""
     query = (
-        select(Order.manufacturer_id, Order.number, Order.confirmation_deadline,
-               Order.confirmation_overdue_at)
+        select(
+            Order.manufacturer_id,
+            Order.number,
+            Order.confirmation_deadline,
+            Order.confirmation_overdue_at,
+        )
         .where(OPEN_BREACH)
         .order_by(Order.confirmation_deadline, Order.id)
         .limit(limit)
-    )  # fmt: skip
+    )
     return [(maker, number, deadline, at) for maker, number, deadline, at in session.execute(query)]
 
 
@@ -122,20 +126,25 @@ def due_soon(session: Session, until: datetime, limit: int) -> list[Listed]:
     it that the scan has not reached yet), earliest first: (manufacturer id, number, deadline,
     None)."""
     query = (
-        select(Order.manufacturer_id, Order.number, Order.confirmation_deadline,
-               Order.confirmation_overdue_at)
+        select(
+            Order.manufacturer_id,
+            Order.number,
+            Order.confirmation_deadline,
+            Order.confirmation_overdue_at,
+        )
         .where(Order.confirmation_deadline <= until, AWAITING)
         .order_by(Order.confirmation_deadline)
         .limit(limit)
-    )  # fmt: skip
+    )
     return [(maker, number, deadline, at) for maker, number, deadline, at in session.execute(query)]
 
 
 def breach_counts(session: Session) -> dict[str, int]:
     """Open breaches per manufacturer id."""
     query = select(Order.manufacturer_id, func.count()).where(OPEN_BREACH)
-    return {maker: int(count) for maker, count in session.execute(
-        query.group_by(Order.manufacturer_id))}  # fmt: skip
+    return {
+        maker: int(count) for maker, count in session.execute(query.group_by(Order.manufacturer_id))
+    }
 
 
 def due_soon_counts(session: Session, until: datetime) -> dict[str, int]:
@@ -143,8 +152,9 @@ def due_soon_counts(session: Session, until: datetime) -> dict[str, int]:
     query = select(Order.manufacturer_id, func.count()).where(
         Order.confirmation_deadline <= until, AWAITING
     )
-    return {maker: int(count) for maker, count in session.execute(
-        query.group_by(Order.manufacturer_id))}  # fmt: skip
+    return {
+        maker: int(count) for maker, count in session.execute(query.group_by(Order.manufacturer_id))
+    }
 
 
 def manufacturer_names(session: Session, ids: Sequence[str]) -> dict[str, str]:

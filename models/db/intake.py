@@ -42,10 +42,16 @@ def quarantine(
     another consumer took over): the held record counts one more delivery. True when new.
     """
     row = {
-        "envelope_id": envelope_id, "type": type_, "reason": reason,
-        "detail": detail[:MAX_DETAIL_CHARS], "body": body, "received_at": at, "status": "held",
-        "fingerprint": hashlib.sha256(body).hexdigest(), "deliveries": 1,
-    }  # fmt: skip
+        "envelope_id": envelope_id,
+        "type": type_,
+        "reason": reason,
+        "detail": detail[:MAX_DETAIL_CHARS],
+        "body": body,
+        "received_at": at,
+        "status": "held",
+        "fingerprint": hashlib.sha256(body).hexdigest(),
+        "deliveries": 1,
+    }
     stmt = dialect_insert(session, table_of(QuarantinedMessage))
     stmt = stmt.on_conflict_do_update(
         index_elements=["fingerprint"],
@@ -81,10 +87,16 @@ def park(
 def repark(session: Session, rows: Sequence[ParkedMessage]) -> None:
     """Put messages taken from parking back, in their order, as they were."""
     session.add_all(
-        ParkedMessage(envelope_id=r.envelope_id, awaits=r.awaits, type=r.type, body=r.body,
-                      parked_at=r.parked_at, expires_at=r.expires_at)
+        ParkedMessage(
+            envelope_id=r.envelope_id,
+            awaits=r.awaits,
+            type=r.type,
+            body=r.body,
+            parked_at=r.parked_at,
+            expires_at=r.expires_at,
+        )
         for r in rows
-    )  # fmt: skip
+    )
 
 
 def unpark_to_quarantine(

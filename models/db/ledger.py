@@ -70,9 +70,13 @@ def ledger_totals_many(session: Session, orders: Sequence[Order]) -> dict[int, L
     totals = {}
     for order in orders:
         invoiced, invoice_count, received, refunded = sums.get(order.id, (0, 0, 0, 0))
-        totals[order.id] = LedgerTotals(total=order.total, invoiced=invoiced,
-                                        has_invoices=invoice_count > 0, received=received,
-                                        refunded=refunded)  # fmt: skip
+        totals[order.id] = LedgerTotals(
+            total=order.total,
+            invoiced=invoiced,
+            has_invoices=invoice_count > 0,
+            received=received,
+            refunded=refunded,
+        )
     return totals
 
 

@@ -73,8 +73,13 @@ def order_facts(session: Session, numbers: Iterable[str]) -> list[OrderFacts]:
     wanted = sorted(set(numbers))
     if not wanted:
         return []
-    query = select(Order.id, Order.number, Order.customer_id, Order.manufacturer_id,
-                   Order.stripe_payment_intent_id)  # fmt: skip
+    query = select(
+        Order.id,
+        Order.number,
+        Order.customer_id,
+        Order.manufacturer_id,
+        Order.stripe_payment_intent_id,
+    )
     rows = session.execute(query.where(Order.number.in_(wanted)))
     return [OrderFacts(int(i), str(n), str(c), str(m), p) for i, n, c, m, p in rows]
 

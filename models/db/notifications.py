@@ -43,10 +43,17 @@ def add(
 ) -> int | None:
     """Insert one notification unless its key exists; its id when this call created it."""
     row = {
-        "key": key, "order_id": order_id, "kind": kind, "channel": channel,
-        "recipient": recipient, "template": template, "context": context,
-        "status": "pending", "attempts": 0, "created_at": at,
-    }  # fmt: skip
+        "key": key,
+        "order_id": order_id,
+        "kind": kind,
+        "channel": channel,
+        "recipient": recipient,
+        "template": template,
+        "context": context,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": at,
+    }
     new_id = insert_ignore(session, Notification, row, ["key"])
     return int(new_id) if new_id is not None else None
 
@@ -72,10 +79,15 @@ def claim(session: Session, notification_id: int, now: datetime, stale: timedelt
         )
         .values(status="sending", claimed_at=now, attempts=Notification.attempts + 1)
         .returning(
-            Notification.id, Notification.key, Notification.channel, Notification.recipient,
-            Notification.template, Notification.context, Notification.attempts,
+            Notification.id,
+            Notification.key,
+            Notification.channel,
+            Notification.recipient,
+            Notification.template,
+            Notification.context,
+            Notification.attempts,
         )
-    ).first()  # fmt: skip
+    ).first()
     if row is None:
         return None
     return Claim(row[0], row[1], row[2], row[3], row[4], dict(row[5]), row[6])

@@ -45,9 +45,18 @@ def row(
     at: datetime,
 ) -> dict[str, Any]:
     """A new operation's row, for `create_many`."""
-    return {"key": key, "kind": kind, "order_id": order_id, "amount": amount,
-            "currency": currency, "status": "pending", "attempts": 0, "result": {},
-            "created_at": at, "updated_at": at}  # fmt: skip
+    return {
+        "key": key,
+        "kind": kind,
+        "order_id": order_id,
+        "amount": amount,
+        "currency": currency,
+        "status": "pending",
+        "attempts": 0,
+        "result": {},
+        "created_at": at,
+        "updated_at": at,
+    }
 
 
 def create(session: Session, new: dict[str, Any]) -> int | None:
@@ -91,13 +100,22 @@ def claim(
         )
         .values(status="calling", attempts=ExternalOperation.attempts + 1, updated_at=now)
         .returning(
-            ExternalOperation.id, ExternalOperation.key, ExternalOperation.kind,
-            ExternalOperation.order_id, ExternalOperation.amount, ExternalOperation.currency,
-            ExternalOperation.attempts, ExternalOperation.created_at,
+            ExternalOperation.id,
+            ExternalOperation.key,
+            ExternalOperation.kind,
+            ExternalOperation.order_id,
+            ExternalOperation.amount,
+            ExternalOperation.currency,
+            ExternalOperation.attempts,
+            ExternalOperation.created_at,
         )
-    ).all()  # fmt: skip
-    claims = [OperationClaim(int(row[0]), row[1], row[2], int(row[3] or 0), row[4], row[5],
-                             int(row[6]), row[7]) for row in rows]  # fmt: skip
+    ).all()
+    claims = [
+        OperationClaim(
+            int(row[0]), row[1], row[2], int(row[3] or 0), row[4], row[5], int(row[6]), row[7]
+        )
+        for row in rows
+    ]
     return sorted(claims, key=lambda c: c.operation_id)
 
 

@@ -58,26 +58,35 @@ class OutboxBacklog(NamedTuple):
 def unsettled_operations(session: Session) -> list[OperationCount]:
     """Operations not settled yet (pending, calling, unclear), per kind and status."""
     query = (
-        select(ExternalOperation.kind, ExternalOperation.status, func.count(),
-               func.min(ExternalOperation.created_at))
+        select(
+            ExternalOperation.kind,
+            ExternalOperation.status,
+            func.count(),
+            func.min(ExternalOperation.created_at),
+        )
         .where(ExternalOperation.status.in_(UNSETTLED))
         .group_by(ExternalOperation.kind, ExternalOperation.status)
         .order_by(ExternalOperation.kind, ExternalOperation.status)
-    )  # fmt: skip
+    )
     return [OperationCount(k, s, int(n), at) for k, s, n, at in session.execute(query)]
 
 
 def open_operations(session: Session, before: datetime, limit: int) -> list[OpenOperation]:
     """Unsettled operations created before `before`, oldest first."""
     query = (
-        select(Order.number, ExternalOperation.kind, ExternalOperation.status,
-               ExternalOperation.attempts, ExternalOperation.created_at,
-               ExternalOperation.last_error)
+        select(
+            Order.number,
+            ExternalOperation.kind,
+            ExternalOperation.status,
+            ExternalOperation.attempts,
+            ExternalOperation.created_at,
+            ExternalOperation.last_error,
+        )
         .outerjoin(Order, Order.id == ExternalOperation.order_id)
         .where(ExternalOperation.status.in_(UNSETTLED), ExternalOperation.created_at <= before)
         .order_by(ExternalOperation.created_at, ExternalOperation.id)
         .limit(limit)
-    )  # fmt: skip
+    )
     return [OpenOperation(*row) for row in session.execute(query)]
 
 
@@ -117,15 +126,22 @@ def count_failed_captures(session: Session) -> int:
 def expiring_holds(session: Session, until: datetime, limit: int) -> list[ExpiringHold]:
     """Held card holds lapsing before `until`, soonest first."""
     query = (
-        select(Order.number, Order.capture_before, Order.fulfillment_status, Order.total,
-               Order.currency)
+        select(
+            Order.number,
+            Order.capture_before,
+            Order.fulfillment_status,
+            Order.total,
+            Order.currency,
+        )
         .where(Order.hold_state == HELD, Order.capture_before <= until)
         .order_by(Order.capture_before, Order.id)
         .limit(limit)
-    )  # fmt: skip
-    return [ExpiringHold(number, before, fulfillment, total, currency)
-            for number, before, fulfillment, total, currency in session.execute(query)
-            if before is not None]  # fmt: skip
+    )
+    return [
+        ExpiringHold(number, before, fulfillment, total, currency)
+        for number, before, fulfillment, total, currency in session.execute(query)
+        if before is not None
+    ]
 
 
 def count_expiring_holds(session: Session, until: datetime) -> int:
@@ -146,8 +162,9 @@ def outbox_backlog(session: Session, stuck_before: datetime) -> OutboxBacklog:
         select(func.count()).where(pending, OutboxJob.created_at <= stuck_before)
     )
     failed = session.scalar(select(func.count()).where(OutboxJob.status == "failed"))
-    return OutboxBacklog({job: int(n) for job, n in sorted(by_job)}, oldest, int(stuck or 0),
-                         int(failed or 0))  # fmt: skip
+    return OutboxBacklog(
+        {job: int(n) for job, n in sorted(by_job)}, oldest, int(stuck or 0), int(failed or 0)
+    )
 
 
 def parked_summary(session: Session) -> tuple[int, datetime | None]:

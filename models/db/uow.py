@@ -126,8 +126,9 @@ class UnitOfWork:
             for key, payload in items
         ]
         new_ids = insert_many_ignore(self.session, OutboxJob, rows, ["key"])
-        self._staged += [StagedJob(outbox_id=int(i), job=job.name, queue=job.queue)
-                         for i in new_ids]  # fmt: skip
+        self._staged += [
+            StagedJob(outbox_id=int(i), job=job.name, queue=job.queue) for i in new_ids
+        ]
         return len(new_ids)
 
     def savepoint(self) -> Savepoint:

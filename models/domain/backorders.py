@@ -105,8 +105,9 @@ class ReleasePlan:
         """(backorder, released|skipped, reason) for each one considered, oldest first."""
         released = {w.order_id for w in self.released}
         reasons = {w.order_id: why for w, why in self.skipped}
-        considered = sorted([*self.released, *(w for w, _ in self.skipped)],
-                            key=lambda w: self._rank[w.order_id])  # fmt: skip
+        considered = sorted(
+            [*self.released, *(w for w, _ in self.skipped)], key=lambda w: self._rank[w.order_id]
+        )
         return [
             (w, "released", RELEASED_REASON)
             if w.order_id in released

@@ -26,17 +26,29 @@ _VERDICTS = {
 
 # Refusals that are the card's (the customer can act on them); any other failed capture, such as
 # `amount_too_large`, is ours or the desk's to fix, and the customer is not told it failed.
-CARD_PROBLEMS = frozenset({
-    "card_declined", "expired_card", "incorrect_cvc", "insufficient_funds", "processing_error",
-    "authentication_required", "card_decline_rate_limit_exceeded",
-})  # fmt: skip
+CARD_PROBLEMS = frozenset(
+    {
+        "card_declined",
+        "expired_card",
+        "incorrect_cvc",
+        "insufficient_funds",
+        "processing_error",
+        "authentication_required",
+        "card_decline_rate_limit_exceeded",
+    }
+)
 
 
 # Statuses in which Stripe lets a PaymentIntent be canceled: a hold that still stands, or one a
 # declined capture left waiting for a new card.
-CANCELABLE = frozenset({
-    "requires_payment_method", "requires_capture", "requires_confirmation", "requires_action",
-})  # fmt: skip
+CANCELABLE = frozenset(
+    {
+        "requires_payment_method",
+        "requires_capture",
+        "requires_confirmation",
+        "requires_action",
+    }
+)
 
 
 def capture_verdict(intent_status: str) -> IntentVerdict:

@@ -100,15 +100,21 @@ def run_chunk(uow: UnitOfWork, payload: dict[str, Any]) -> None:
 
 
 def _results(
-    record: bulk_jobs.BulkJob, decided: list[tuple[int, str, tuple[Unmet, ...]]],
+    record: bulk_jobs.BulkJob,
+    decided: list[tuple[int, str, tuple[Unmet, ...]]],
     skus: dict[int, int],
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     return [
-        {"job_id": record.id, "number": n, "order_id": i,
-         "outcome": outcome_for(unmet, dry_run=record.dry_run).value,
-         "reasons": reasons_text(unmet), "skus": skus.get(i, 0)}
+        {
+            "job_id": record.id,
+            "number": n,
+            "order_id": i,
+            "outcome": outcome_for(unmet, dry_run=record.dry_run).value,
+            "reasons": reasons_text(unmet),
+            "skus": skus.get(i, 0),
+        }
         for i, n, unmet in decided
-    ]  # fmt: skip
+    ]
 
 
 def _unknown(
@@ -116,10 +122,17 @@ def _unknown(
 ) -> list[dict[str, Any]]:
     unknown = BulkOutcome.UNKNOWN_ORDER.value
     return [
-        {"job_id": record.id, "number": n, "order_id": None, "outcome": unknown,
-         "reasons": unknown, "skus": 0}
-        for n in numbers if n not in found
-    ]  # fmt: skip
+        {
+            "job_id": record.id,
+            "number": n,
+            "order_id": None,
+            "outcome": unknown,
+            "reasons": unknown,
+            "skus": 0,
+        }
+        for n in numbers
+        if n not in found
+    ]
 
 
 def _create(uow: UnitOfWork, eligible: dict[int, str], job_id: int, chunk: int) -> dict[int, int]:
@@ -136,10 +149,15 @@ def _create(uow: UnitOfWork, eligible: dict[int, str], job_id: int, chunk: int) 
         per_order.setdefault(order_id, []).append({"sku": sku, "quantity": quantity})
     # One outbox job per chunk carries its events (one per order, each its own id), so a
     # chunk stages and publishes one job instead of 500.
-    emit_batch(uow, f"paid_backlog:job:{job_id}:chunk:{chunk}", CREATED_EVENT, [
-        (f"paid_backlog:{o}", {"number": eligible[o], "skus": s, "job_id": job_id})
-        for o, s in per_order.items()
-    ])  # fmt: skip
+    emit_batch(
+        uow,
+        f"paid_backlog:job:{job_id}:chunk:{chunk}",
+        CREATED_EVENT,
+        [
+            (f"paid_backlog:{o}", {"number": eligible[o], "skus": s, "job_id": job_id})
+            for o, s in per_order.items()
+        ],
+    )
     record_many(
         session,
         [

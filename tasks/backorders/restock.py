@@ -54,12 +54,16 @@ def receive_inventory(uow: UnitOfWork, message: DecodedMessage) -> None:
     if stock.mark_released(session, released, now) != len(released):
         raise stock.OverReservationError("a backorder planned for release was no longer waiting")
     restock = Restock(
-        sku=data.sku, quantity=data.quantity, policy=policy.value,
+        sku=data.sku,
+        quantity=data.quantity,
+        policy=policy.value,
         considered=len(decided.released) + len(decided.skipped),
-        released=len(decided.released), skipped=len(decided.skipped),
+        released=len(decided.released),
+        skipped=len(decided.skipped),
         available_after=decided.available_after[data.sku],
-        envelope_id=str(message.envelope.id), at=now,
-    )  # fmt: skip
+        envelope_id=str(message.envelope.id),
+        at=now,
+    )
     session.add(restock)
     session.flush()
     _record_decisions(session, restock, decided, now)
@@ -74,13 +78,17 @@ def _record_decisions(
         for w, outcome, why in decided.decisions()
     ]
     timeline = [
-        {"order_id": w.order_id, "at": now, "kind": "backorder.released",
-         "summary": f"released by restock #{restock.id} of {restock.sku}: fulfillment "
-                    "backordered -> processing",
-         "details": {"restock_id": restock.id, "lines": dict(w.needs)},
-         "envelope_id": restock.envelope_id}
+        {
+            "order_id": w.order_id,
+            "at": now,
+            "kind": "backorder.released",
+            "summary": f"released by restock #{restock.id} of {restock.sku}: fulfillment "
+            "backordered -> processing",
+            "details": {"restock_id": restock.id, "lines": dict(w.needs)},
+            "envelope_id": restock.envelope_id,
+        }
         for w in decided.released
-    ]  # fmt: skip
+    ]
     for start in range(0, max(len(rows), len(timeline)), _CHUNK):
         if rows[start : start + _CHUNK]:
             session.execute(insert(RestockDecision), rows[start : start + _CHUNK])
@@ -97,10 +105,17 @@ def _submit(uow: UnitOfWork, decided: ReleasePlan, restock: Restock, cause: str)
         events, emails = [], []
         for order in orders:
             lines = [{"sku": sku, "quantity": qty} for sku, qty in sorted(needs[order.id].items())]
-            events.append((f"order:{order.id}:{SUBMITTED_EVENT}:{restock.id}", {
-                "number": order.number, "parent_number": _parent_number(uow.session, order),
-                "lines": lines, "restock_id": restock.id,
-            }))  # fmt: skip
+            events.append(
+                (
+                    f"order:{order.id}:{SUBMITTED_EVENT}:{restock.id}",
+                    {
+                        "number": order.number,
+                        "parent_number": _parent_number(uow.session, order),
+                        "lines": lines,
+                        "restock_id": restock.id,
+                    },
+                )
+            )
             emails.append((order, {"released_lines": lines}))
         egress.emit_many(uow, SUBMITTED_EVENT, events)
         notify.stage_many(uow, emails, RELEASED_TEMPLATE, cause)

@@ -35,8 +35,10 @@ def split_order(uow: UnitOfWork, message: DecodedMessage) -> str:
     )
     check_transition(current, FulfillmentStatus.PROCESSING)
     stock.lock_allocation(session)
-    lines = [LineSpec(x.sku, x.quantity, x.unit_price, x.is_insert)
-             for x in order_lines(session, order.id)]  # fmt: skip
+    lines = [
+        LineSpec(x.sku, x.quantity, x.unit_price, x.is_insert)
+        for x in order_lines(session, order.id)
+    ]
     free = stock.available(session, {line.sku for line in lines})
     held = stock.held_by(session, order.id)  # an order split again may use its own stock
     plan = plan_split(lines, {sku: free[sku] + held.get(sku, 0) for sku in free})
@@ -53,16 +55,36 @@ def split_order(uow: UnitOfWork, message: DecodedMessage) -> str:
     refresh(session, order)
     refresh(session, backorder)
     moved = ", ".join(f"{line.quantity} x {line.sku}" for line in plan.move)
-    record(session, order, now, "order.split", f"split: {moved} moved to {backorder.number}",
-           details={"backorder": backorder.number, "note": data.note},
-           envelope_id=str(message.envelope.id))  # fmt: skip
-    record(session, backorder, now, "order.split", f"backorder of {order.number}: {moved}",
-           envelope_id=str(message.envelope.id))  # fmt: skip
+    record(
+        session,
+        order,
+        now,
+        "order.split",
+        f"split: {moved} moved to {backorder.number}",
+        details={"backorder": backorder.number, "note": data.note},
+        envelope_id=str(message.envelope.id),
+    )
+    record(
+        session,
+        backorder,
+        now,
+        "order.split",
+        f"backorder of {order.number}: {moved}",
+        envelope_id=str(message.envelope.id),
+    )
     if data.notify_customer:
-        notify.stage(uow, order, SPLIT_TEMPLATE, str(message.envelope.id), {
-            "note": data.note, "backorder_number": backorder.number,
-            "kept_lines": _listed(plan.keep), "moved_lines": _listed(plan.move),
-        })  # fmt: skip
+        notify.stage(
+            uow,
+            order,
+            SPLIT_TEMPLATE,
+            str(message.envelope.id),
+            {
+                "note": data.note,
+                "backorder_number": backorder.number,
+                "kept_lines": _listed(plan.keep),
+                "moved_lines": _listed(plan.move),
+            },
+        )
     return f"order:{backorder.number}"
 
 

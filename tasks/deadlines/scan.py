@@ -93,8 +93,15 @@ def mark_overdue(uow: UnitOfWork, now: datetime, limit: int) -> Progress:
         channels = [m.channel for m in told]
         heard = " and ".join(channels) or "nobody (the manufacturer has no email or webhook)"
         summary = f"confirmation deadline {context['confirmation_deadline']} missed; told {heard}"
-        timeline.append({"order_id": order.id, "at": now, "kind": OVERDUE_EVENT,
-                         "summary": summary, "details": {"channels": channels}})  # fmt: skip
+        timeline.append(
+            {
+                "order_id": order.id,
+                "at": now,
+                "kind": OVERDUE_EVENT,
+                "summary": summary,
+                "details": {"channels": channels},
+            }
+        )
     staged = stage_all(uow, messages)
     egress.emit_many(uow, OVERDUE_EVENT, events)
     record_many(session, timeline)
@@ -105,13 +112,22 @@ def failure_messages(order: Order, maker: Manufacturer, context: dict[str, Any])
     """The manufacturer's failure message on each channel it has (email, webhook, or both)."""
     told = []
     if maker.notify_email:
-        told.append(Outgoing(order.id, maker.notify_email, OEM_CONFIRMATION_FAILURE,
-                             OVERDUE_CAUSE, context))  # fmt: skip
+        told.append(
+            Outgoing(order.id, maker.notify_email, OEM_CONFIRMATION_FAILURE, OVERDUE_CAUSE, context)
+        )
     if maker.notify_webhook_url:
         facts = breach_facts(order)
         body = {"type": FAILURE_WEBHOOK_TYPE, "occurred_at": facts["overdue_at"], "data": facts}
-        told.append(Outgoing(order.id, maker.notify_webhook_url, OEM_CONFIRMATION_FAILURE,
-                             OVERDUE_CAUSE, body, channel="webhook"))  # fmt: skip
+        told.append(
+            Outgoing(
+                order.id,
+                maker.notify_webhook_url,
+                OEM_CONFIRMATION_FAILURE,
+                OVERDUE_CAUSE,
+                body,
+                channel="webhook",
+            )
+        )
     return told
 
 
@@ -142,11 +158,18 @@ def remind_desk(uow: UnitOfWork, now: datetime, limit: int, desk_email: str) -> 
         if not desk_email or not reminder_applies(awaiting, order.confirmation_deadline, now):
             continue
         context = {**breach_context(order, maker), "reminded_at": now.isoformat()}
-        messages.append(Outgoing(order.id, desk_email, DESK_CONFIRMATION_REMINDER,
-                                 REMINDER_CAUSE, context))  # fmt: skip
+        messages.append(
+            Outgoing(order.id, desk_email, DESK_CONFIRMATION_REMINDER, REMINDER_CAUSE, context)
+        )
         summary = f"desk reminded; confirmation due {context['confirmation_deadline']}"
-        timeline.append({"order_id": order.id, "at": now, "kind": "order.confirmation_reminder",
-                         "summary": summary})  # fmt: skip
+        timeline.append(
+            {
+                "order_id": order.id,
+                "at": now,
+                "kind": "order.confirmation_reminder",
+                "summary": summary,
+            }
+        )
     staged = stage_all(uow, messages)
     record_many(session, timeline)
     return Progress(len(taken), staged)

@@ -316,8 +316,13 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
                 intake.repark(uow.session, rows[index:])  # busy: in order, for the resolver
                 break
             if isinstance(message, RejectedMessage):  # e.g. its version was retired meanwhile
-                intake.unpark_to_quarantine(uow.session, parked, reason=message.reason_code.value,
-                                            detail=message.detail, at=uow.clock())  # fmt: skip
+                intake.unpark_to_quarantine(
+                    uow.session,
+                    parked,
+                    reason=message.reason_code.value,
+                    detail=message.detail,
+                    at=uow.clock(),
+                )
                 continue
             savepoint = uow.savepoint()
             try:
@@ -325,14 +330,25 @@ def release_parked(uow: UnitOfWork, key: str, policy: IngestPolicy) -> None:
                 savepoint.commit()
             except Awaiting as waiting:
                 savepoint.rollback()  # it needs something else too: wait for that instead
-                _hold(uow, parked.envelope_id, type_=parked.type, body=parked.body,
-                      waiting=waiting, expires_at=parked.expires_at)  # fmt: skip
+                _hold(
+                    uow,
+                    parked.envelope_id,
+                    type_=parked.type,
+                    body=parked.body,
+                    waiting=waiting,
+                    expires_at=parked.expires_at,
+                )
                 continue
             except PermanentError as refused:
                 savepoint.rollback()
                 refusals.report(uow, message, parked.envelope_id, refused)
-                intake.unpark_to_quarantine(uow.session, parked, reason=refused.reason,
-                                            detail=refused.detail, at=uow.clock())  # fmt: skip
+                intake.unpark_to_quarantine(
+                    uow.session,
+                    parked,
+                    reason=refused.reason,
+                    detail=refused.detail,
+                    at=uow.clock(),
+                )
                 continue
             if created is not None:
                 pending.append(created)
@@ -362,8 +378,9 @@ def _park(
     # Remembered now, so a duplicate delivered while it waits is not parked twice.
     intake.remember(uow.session, envelope_id, type_, now)
     uow.parked_for.add(waiting.key)
-    _hold(uow, envelope_id, type_=type_, body=body, waiting=waiting,
-          expires_at=now + policy.park_for)  # fmt: skip
+    _hold(
+        uow, envelope_id, type_=type_, body=body, waiting=waiting, expires_at=now + policy.park_for
+    )
     return Outcome("parked", waiting.reason, envelope_id, message)
 
 

@@ -24,11 +24,21 @@ def report(
     number = getattr(message.data, "number", None)
     order = find_order(uow.session, number) if isinstance(number, str) else None
     if order is not None:
-        record(uow.session, order, uow.clock(), REFUSED_EVENT,
-               f"{type_} refused: {error.reason}" + (f": {error.detail}" if error.detail else ""),
-               details={"type": type_, "reason": error.reason},
-               envelope_id=envelope_id)  # fmt: skip
-    data = {"envelope_id": envelope_id, "type": type_, "number": number,
-            "reason": error.reason, "detail": error.detail}  # fmt: skip
+        record(
+            uow.session,
+            order,
+            uow.clock(),
+            REFUSED_EVENT,
+            f"{type_} refused: {error.reason}" + (f": {error.detail}" if error.detail else ""),
+            details={"type": type_, "reason": error.reason},
+            envelope_id=envelope_id,
+        )
+    data = {
+        "envelope_id": envelope_id,
+        "type": type_,
+        "number": number,
+        "reason": error.reason,
+        "detail": error.detail,
+    }
     egress.emit(uow, REFUSED_EVENT, f"refused:{envelope_id}", data)
     return True

@@ -99,7 +99,11 @@ def _settle(
 ) -> None:
     with new_uow() as uow:
         notifications.settle(
-            uow.session, notification_id, status=status, at=uow.clock(), error=error,
+            uow.session,
+            notification_id,
+            status=status,
+            at=uow.clock(),
+            error=error,
             message_id=message,
-        )  # fmt: skip
+        )
         uow.commit()

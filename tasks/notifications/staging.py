@@ -109,9 +109,15 @@ class Outgoing:
         """The notification row; its key makes it unique per (order, cause, template, channel)."""
         suffix = "" if self.channel == "email" else f":{self.channel}"
         key = f"order:{self.order_id}:{self.cause}:{self.template}{suffix}"
-        return {"key": key, "order_id": self.order_id, "kind": self.template,
-                "channel": self.channel, "recipient": self.recipient, "template": self.template,
-                "context": self.context}  # fmt: skip
+        return {
+            "key": key,
+            "order_id": self.order_id,
+            "kind": self.template,
+            "channel": self.channel,
+            "recipient": self.recipient,
+            "template": self.template,
+            "context": self.context,
+        }
 
 
 def stage_to(

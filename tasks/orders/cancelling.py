@@ -17,12 +17,25 @@ def cancel_order(uow: UnitOfWork, message: DecodedMessage) -> None:
     """Cancel; a card hold is released (or, if captured, refunded); reserved stock returns."""
     data = message.data_as(OrderCancelledV1)
     order = require_order(uow, data.number)
-    summary = move(uow, order, message, FulfillmentStatus.CANCELLED, {"reason": data.reason},
-                   notify_customer=data.notify_customer)  # fmt: skip
+    summary = move(
+        uow,
+        order,
+        message,
+        FulfillmentStatus.CANCELLED,
+        {"reason": data.reason},
+        notify_customer=data.notify_customer,
+    )
     if payments.is_card(order):
         summary += "; " + payments.request_release(uow, order)
-    record(uow.session, order, uow.clock(), "order.cancelled", summary,
-           details={"reason": data.reason}, envelope_id=str(message.envelope.id))  # fmt: skip
+    record(
+        uow.session,
+        order,
+        uow.clock(),
+        "order.cancelled",
+        summary,
+        details={"reason": data.reason},
+        envelope_id=str(message.envelope.id),
+    )
 
 
 def request_refund(uow: UnitOfWork, message: DecodedMessage) -> None:
@@ -30,5 +43,12 @@ def request_refund(uow: UnitOfWork, message: DecodedMessage) -> None:
     data = message.data_as(OrderRefundRequestedV1)
     order = require_order(uow, data.number)
     summary = payments.request_refund(uow, order)
-    record(uow.session, order, uow.clock(), "order.refund_requested", summary,
-           details={"reason": data.reason}, envelope_id=str(message.envelope.id))  # fmt: skip
+    record(
+        uow.session,
+        order,
+        uow.clock(),
+        "order.refund_requested",
+        summary,
+        details={"reason": data.reason},
+        envelope_id=str(message.envelope.id),
+    )

@@ -111,8 +111,13 @@ def _move(
     summary = f"confirmation {before.value} -> {after.value}"
     if after is before:
         summary = f"{reported.value} reported; stays {before.value}"
-    return newly, {"order_id": order.id, "at": now, "kind": message.envelope.type,
-                   "summary": summary, "envelope_id": str(message.envelope.id)}  # fmt: skip
+    return newly, {
+        "order_id": order.id,
+        "at": now,
+        "kind": message.envelope.type,
+        "summary": summary,
+        "envelope_id": str(message.envelope.id),
+    }
 
 
 def accept_order(uow: UnitOfWork, message: DecodedMessage) -> None:

@@ -87,14 +87,22 @@ def change_fulfillment(uow: UnitOfWork, message: DecodedMessage) -> None:
     order = require_order(uow, data.number)
     target = FulfillmentStatus(data.status.value)
     before = order.fulfillment_status
-    summary = move(uow, order, message, target, {"note": data.note},
-                   notify_customer=data.notify_customer)  # fmt: skip
+    summary = move(
+        uow, order, message, target, {"note": data.note}, notify_customer=data.notify_customer
+    )
     if _fulfilled_unshipped(order, before) and payments.is_card(order):
         # Goods that reach the customer without a shipment message still pay: a card order
         # never ends fulfilled with its hold uncaptured (I4).
         summary += "; " + payments.request_capture(uow, order)
-    record(uow.session, order, uow.clock(), "order.fulfillment_changed", summary,
-           details={"note": data.note}, envelope_id=str(message.envelope.id))  # fmt: skip
+    record(
+        uow.session,
+        order,
+        uow.clock(),
+        "order.fulfillment_changed",
+        summary,
+        details={"note": data.note},
+        envelope_id=str(message.envelope.id),
+    )
 
 
 def _fulfilled_unshipped(order: Order, before: str) -> bool:
@@ -112,13 +120,20 @@ def ship_order(uow: UnitOfWork, message: DecodedMessage) -> None:
     data = _shipped(message)
     order = require_order(uow, data.number)
     extra = _add_tracking(order, data)
-    summary = move(uow, order, message, FulfillmentStatus.SHIPPED, extra,
-                   notify_customer=data.notify_customer)  # fmt: skip
+    summary = move(
+        uow, order, message, FulfillmentStatus.SHIPPED, extra, notify_customer=data.notify_customer
+    )
     if payments.is_card(order):
         summary += "; " + payments.request_capture(uow, order)
-    record(uow.session, order, uow.clock(), "order.shipped", _shipped_summary(summary, data),
-           details={"carrier": data.carrier, "note": data.note},
-           envelope_id=str(message.envelope.id))  # fmt: skip
+    record(
+        uow.session,
+        order,
+        uow.clock(),
+        "order.shipped",
+        _shipped_summary(summary, data),
+        details={"carrier": data.carrier, "note": data.note},
+        envelope_id=str(message.envelope.id),
+    )
 
 
 def ship_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[str] | None:
@@ -153,10 +168,16 @@ def ship_orders(uow: UnitOfWork, messages: Sequence[DecodedMessage]) -> list[str
         summary = moved.summary
         if payments.is_card(order):
             summary += "; " + next(captures)
-        events.append({"order_id": order.id, "at": now, "kind": "order.shipped",
-                       "summary": _shipped_summary(summary, data),
-                       "details": {"carrier": data.carrier, "note": data.note},
-                       "envelope_id": str(message.envelope.id)})  # fmt: skip
+        events.append(
+            {
+                "order_id": order.id,
+                "at": now,
+                "kind": "order.shipped",
+                "summary": _shipped_summary(summary, data),
+                "details": {"carrier": data.carrier, "note": data.note},
+                "envelope_id": str(message.envelope.id),
+            }
+        )
     record_many(uow.session, events)
     return []
 

@@ -55,9 +55,15 @@ def issue_invoice(uow: UnitOfWork, message: DecodedMessage) -> None:
     change = refresh(uow.session, order)
     order.updated_at = now
     _notify(uow, order, change, message, None)
-    record(uow.session, order, now, "invoice.issued",
-           f"invoiced {data.amount} {order.currency}{_status_note(change)}",
-           details={"reference": data.reference}, envelope_id=str(message.envelope.id))  # fmt: skip
+    record(
+        uow.session,
+        order,
+        now,
+        "invoice.issued",
+        f"invoiced {data.amount} {order.currency}{_status_note(change)}",
+        details={"reference": data.reference},
+        envelope_id=str(message.envelope.id),
+    )
 
 
 def record_payment(uow: UnitOfWork, message: DecodedMessage) -> None:
@@ -83,7 +89,12 @@ def record_payment(uow: UnitOfWork, message: DecodedMessage) -> None:
     if data.notify_customer:
         _notify(uow, order, change, message, data.note)
     kind = "refund" if data.amount < 0 else "payment"
-    record(uow.session, order, now, "payment.recorded",
-           f"{kind} {data.amount} {order.currency} by {data.method.value}{_status_note(change)}",
-           details={"reference": data.reference, "note": data.note},
-           envelope_id=str(message.envelope.id))  # fmt: skip
+    record(
+        uow.session,
+        order,
+        now,
+        "payment.recorded",
+        f"{kind} {data.amount} {order.currency} by {data.method.value}{_status_note(change)}",
+        details={"reference": data.reference, "note": data.note},
+        envelope_id=str(message.envelope.id),
+    )

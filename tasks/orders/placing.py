@@ -77,29 +77,50 @@ def order_row(
         data.placed_at, calendar_of(manufacturer), manufacturer.sla_business_days
     )
     return {
-        "number": data.number, "parent_id": None, "customer_id": data.customer.id,
-        "manufacturer_id": manufacturer.id, "currency": data.currency, "total": total,
-        "payment_method": method.value, "stripe_payment_intent_id": data.stripe_payment_intent_id,
-        "placed_at": data.placed_at, "confirmation_status": ConfirmationStatus.NEW.value,
+        "number": data.number,
+        "parent_id": None,
+        "customer_id": data.customer.id,
+        "manufacturer_id": manufacturer.id,
+        "currency": data.currency,
+        "total": total,
+        "payment_method": method.value,
+        "stripe_payment_intent_id": data.stripe_payment_intent_id,
+        "placed_at": data.placed_at,
+        "confirmation_status": ConfirmationStatus.NEW.value,
         "confirmation_deadline": deadline,
         "confirmation_remind_at": reminder_time(data.placed_at, deadline, share),
-        "confirmation_overdue": False, "confirmed_at": None,
-        "fulfillment_status": FulfillmentStatus.UNFULFILLED.value, "fulfillment_changed_at": None,
+        "confirmation_overdue": False,
+        "confirmed_at": None,
+        "fulfillment_status": FulfillmentStatus.UNFULFILLED.value,
+        "fulfillment_changed_at": None,
         "payment_status": payment_status(totals(total, [], []), hold).value,
-        "hold_state": hold.value, "invoiced": 0, "paid": 0, "outstanding_balance": 0,
-        "archived": False, "lines_locked": False, "download_allowed": False,
-        "tracking_numbers": [], "carrier": None, "capture_before": data.capture_before,
+        "hold_state": hold.value,
+        "invoiced": 0,
+        "paid": 0,
+        "outstanding_balance": 0,
+        "archived": False,
+        "lines_locked": False,
+        "download_allowed": False,
+        "tracking_numbers": [],
+        "carrier": None,
+        "capture_before": data.capture_before,
         "updated_at": now,
-    }  # fmt: skip
+    }
 
 
 def line_rows(order_id: int, data: OrderPlacedV1) -> list[dict[str, Any]]:
     """The order's lines in position order."""
     return [
-        {"order_id": order_id, "position": position, "sku": line.sku, "quantity": line.quantity,
-         "unit_price": line.unit_price, "is_insert": line.is_insert}
+        {
+            "order_id": order_id,
+            "position": position,
+            "sku": line.sku,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "is_insert": line.is_insert,
+        }
         for position, line in enumerate(line_specs(data.lines), start=1)
-    ]  # fmt: skip
+    ]
 
 
 def timeline_row(
@@ -110,8 +131,14 @@ def timeline_row(
         f"placed with total {row['total']} {row['currency']}; "
         f"confirmation due {row['confirmation_deadline'].isoformat()}"
     )
-    return {"order_id": order_id, "at": now, "kind": "order.placed", "summary": summary,
-            "details": {}, "envelope_id": envelope_id}  # fmt: skip
+    return {
+        "order_id": order_id,
+        "at": now,
+        "kind": "order.placed",
+        "summary": summary,
+        "details": {},
+        "envelope_id": envelope_id,
+    }
 
 
 def _upsert_customers(session: Session, data: Sequence[OrderPlacedV1]) -> None:

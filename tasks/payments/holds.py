@@ -49,8 +49,11 @@ def watch(uow: UnitOfWork, now: datetime, warn: timedelta, limit: int) -> HoldWa
         )
     ).all()
     asked = sum(
-        uow.stage(RECONCILE_JOB, f"order:{order.id}:learn-hold",
-                  {"intent_id": order.stripe_payment_intent_id})
+        uow.stage(
+            RECONCILE_JOB,
+            f"order:{order.id}:learn-hold",
+            {"intent_id": order.stripe_payment_intent_id},
+        )
         for order in unknown
-    )  # fmt: skip
+    )
     return HoldWatch(warned=warned, expired=len(lapsed), asked=asked)

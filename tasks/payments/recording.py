@@ -83,15 +83,30 @@ def record_captures(uow: UnitOfWork, captures: Sequence[Captured]) -> list[int]:
             member.capture_failure = None
             member.updated_at = now
             if part:
-                payments.append({"order_id": member.id, "amount": part, "currency":
-                                 member.currency, "method": "stripe_card", "source": "stripe",
-                                 "reference": capture.reference, "at": now})  # fmt: skip
+                payments.append(
+                    {
+                        "order_id": member.id,
+                        "amount": part,
+                        "currency": member.currency,
+                        "method": "stripe_card",
+                        "source": "stripe",
+                        "reference": capture.reference,
+                        "at": now,
+                    }
+                )
             shared.append((member, part, capture, op.key))
-        published.append((op.key, {
-            "number": root.number, "amount": capture.amount, "currency": root.currency,
-            "payment_intent": root.stripe_payment_intent_id,
-            "orders": [m.number for m in paying],
-        }))  # fmt: skip
+        published.append(
+            (
+                op.key,
+                {
+                    "number": root.number,
+                    "amount": capture.amount,
+                    "currency": root.currency,
+                    "payment_intent": root.stripe_payment_intent_id,
+                    "orders": [m.number for m in paying],
+                },
+            )
+        )
     # The locking queries above flushed whatever was pending before, the payments are Core
     # inserts, and the hold states set here do not enter the sums: the figures need no flush
     # first, and each order is written once, hold state and figures together.
@@ -107,10 +122,16 @@ def record_captures(uow: UnitOfWork, captures: Sequence[Captured]) -> list[int]:
         template = payment_template(change.before, change.after)
         if template is not None:
             emails.append((member, template, key, {}))
-        events.append({"order_id": member.id, "at": now, "kind": "payment.captured",
-                       "summary": f"captured {part} {member.currency} of {capture.amount} "
-                       f"({capture.reference}); payment {change.before.value} -> "
-                       f"{change.after.value}"})  # fmt: skip
+        events.append(
+            {
+                "order_id": member.id,
+                "at": now,
+                "kind": "payment.captured",
+                "summary": f"captured {part} {member.currency} of {capture.amount} "
+                f"({capture.reference}); payment {change.before.value} -> "
+                f"{change.after.value}",
+            }
+        )
     notify.stage_by_template(uow, emails)
     record_many(uow.session, events)
     if len(published) > 1:  # one job carries the batch's events, not one job each
@@ -129,8 +150,13 @@ def _locked_orders(uow: UnitOfWork, order_ids: list[int | None]) -> dict[int, Or
 def record_release(uow: UnitOfWork, operation_id: int, *, lapsed: bool) -> bool:
     """The hold is gone without a capture: released on cancel, or lapsed (needs new payment)."""
     _, root = _operation(uow, operation_id)
-    if not operations.settle(uow.session, operation_id, status="done", at=uow.clock(),
-                             result={"released": True, "lapsed": lapsed}):  # fmt: skip
+    if not operations.settle(
+        uow.session,
+        operation_id,
+        status="done",
+        at=uow.clock(),
+        result={"released": True, "lapsed": lapsed},
+    ):
         return False
     members = family(uow, root)
     if lapsed:
@@ -155,19 +181,37 @@ def release_hold(uow: UnitOfWork, members: list[Order]) -> None:
 def record_refund(uow: UnitOfWork, operation_id: int, *, amount: int, reference: str) -> bool:
     """The refund happened: a negative stripe payment on the order."""
     op, order = _operation(uow, operation_id)
-    if not operations.settle(uow.session, operation_id, status="done", at=uow.clock(),
-                             result={"refunded": amount, "reference": reference}):  # fmt: skip
+    if not operations.settle(
+        uow.session,
+        operation_id,
+        status="done",
+        at=uow.clock(),
+        result={"refunded": amount, "reference": reference},
+    ):
         return False
     now = uow.clock()
-    uow.session.add(Payment(order_id=order.id, amount=-amount, currency=order.currency,
-                            method="stripe_card", source="stripe", reference=reference,
-                            at=now))  # fmt: skip
+    uow.session.add(
+        Payment(
+            order_id=order.id,
+            amount=-amount,
+            currency=order.currency,
+            method="stripe_card",
+            source="stripe",
+            reference=reference,
+            at=now,
+        )
+    )
     order.updated_at = now
     change = refresh(uow.session, order)
     _changed(uow, order, change, op.key)
-    record(uow.session, order, now, "payment.refunded",
-           f"refunded {amount} {order.currency} ({reference}); payment "
-           f"{change.before.value} -> {change.after.value}")  # fmt: skip
+    record(
+        uow.session,
+        order,
+        now,
+        "payment.refunded",
+        f"refunded {amount} {order.currency} ({reference}); payment "
+        f"{change.before.value} -> {change.after.value}",
+    )
     return True
 
 
@@ -182,8 +226,13 @@ def record_lapsed(uow: UnitOfWork, operation_id: int) -> bool:
     """The hold lapsed before capture: no capture is attempted; the family needs a new payment
     and the desk is told."""
     op, root = _operation(uow, operation_id)
-    if not operations.settle(uow.session, operation_id, status="failed", at=uow.clock(),
-                             error="hold_lapsed: the hold expired before capture"):  # fmt: skip
+    if not operations.settle(
+        uow.session,
+        operation_id,
+        status="failed",
+        at=uow.clock(),
+        error="hold_lapsed: the hold expired before capture",
+    ):
         return False
     expire_hold(uow, family(uow, root), f"{op.kind}: the card hold expired; needs a new payment")
     if op.kind == "capture":  # shipped, and nothing can be captured: a person must act (I10)
@@ -195,8 +244,9 @@ def record_failure(uow: UnitOfWork, operation_id: int, reason: str, detail: str)
     """A permanent refusal: kept on the operation; the desk (and for a capture, the customer)
     told once."""
     op, order = _operation(uow, operation_id)
-    if not operations.settle(uow.session, operation_id, status="failed", at=uow.clock(),
-                             error=f"{reason}: {detail}"):  # fmt: skip
+    if not operations.settle(
+        uow.session, operation_id, status="failed", at=uow.clock(), error=f"{reason}: {detail}"
+    ):
         return False
     record(uow.session, order, uow.clock(), f"payment.{op.kind}_failed", f"{reason}: {detail}")
     tell_desk(uow, order, DESK_CAPTURE_FAILED, op.key, {"reason": f"{op.kind} failed: {reason}"})
@@ -212,13 +262,19 @@ def record_failure(uow: UnitOfWork, operation_id: int, reason: str, detail: str)
 def refund_cancelled_after_capture(uow: UnitOfWork, operation_id: int) -> bool:
     """A cancel found the money already captured: refund every cancelled member instead."""
     _, root = _operation(uow, operation_id)
-    if not operations.settle(uow.session, operation_id, status="done", at=uow.clock(),
-                             result={"became": "refund"}):  # fmt: skip
+    if not operations.settle(
+        uow.session, operation_id, status="done", at=uow.clock(), result={"became": "refund"}
+    ):
         return False
     for member in family(uow, root):
         if member.fulfillment_status == CANCELLED:
-            record(uow.session, member, uow.clock(), "payment.cancel",
-                   "captured before the cancel: " + request_refund(uow, member))  # fmt: skip
+            record(
+                uow.session,
+                member,
+                uow.clock(),
+                "payment.cancel",
+                "captured before the cancel: " + request_refund(uow, member),
+            )
     return True
 
 
@@ -234,9 +290,17 @@ def cancel_found_captured(
 def ensure_captured(uow: UnitOfWork, root: Order, *, amount: int, reference: str) -> bool:
     """Put a capture Stripe reports on record under the family's capture key (once)."""
     key = capture_key(root)
-    capture_id = operations.create(uow.session, operations.row(
-        key=key, kind="capture", order_id=root.id, amount=amount, currency=root.currency,
-        at=uow.clock()))  # fmt: skip
+    capture_id = operations.create(
+        uow.session,
+        operations.row(
+            key=key,
+            kind="capture",
+            order_id=root.id,
+            amount=amount,
+            currency=root.currency,
+            at=uow.clock(),
+        ),
+    )
     if capture_id is None:
         existing = operations.find(uow.session, key)
         assert existing is not None

@@ -37,8 +37,11 @@ def _cancel(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
         records.append(lambda uow: outcomes.record_release(uow, op_id, lapsed=lapsed))
     elif verdict is IntentVerdict.CAPTURED:
         reference = state.latest_charge or state.id
-        records.append(lambda uow: outcomes.cancel_found_captured(
-            uow, op_id, amount=state.amount_received, reference=reference))  # fmt: skip
+        records.append(
+            lambda uow: outcomes.cancel_found_captured(
+                uow, op_id, amount=state.amount_received, reference=reference
+            )
+        )
     else:
         raise UnclearOutcome("intent_not_settled", f"PaymentIntent status {state.status}")
 
@@ -57,5 +60,6 @@ def refund(
 def _refund(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     op_id = job.claim.operation_id
     result = gateway().refund(job.intent_id, job.claim.amount, job.claim.key)
-    records.append(lambda uow: outcomes.record_refund(
-        uow, op_id, amount=result.amount, reference=result.id))  # fmt: skip
+    records.append(
+        lambda uow: outcomes.record_refund(uow, op_id, amount=result.amount, reference=result.id)
+    )

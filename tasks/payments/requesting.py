@@ -60,8 +60,10 @@ def families(uow: UnitOfWork, orders: Sequence[Order]) -> dict[int, list[Order]]
         )
         for member in uow.session.scalars(query):
             found.setdefault(member.stripe_payment_intent_id, []).append(member)
-    return {o.id: found.get(o.stripe_payment_intent_id, [o]) if o.stripe_payment_intent_id
-            else [o] for o in orders}  # fmt: skip
+    return {
+        o.id: found.get(o.stripe_payment_intent_id, [o]) if o.stripe_payment_intent_id else [o]
+        for o in orders
+    }
 
 
 def capture_key(root: Order) -> str:
@@ -113,8 +115,14 @@ def _capture_row(uow: UnitOfWork, order: Order, members: list[Order]) -> str | d
         # Paid in full by other means ("mark as paid"): charging the card would pay it twice.
         released = _stage(uow, root, "cancel", CANCEL_JOB, None)
         return f"paid in full already: nothing captured; hold release: {released}"
-    return operations.row(key=capture_key(root), kind="capture", order_id=root.id,
-                          amount=amount, currency=root.currency, at=uow.clock())  # fmt: skip
+    return operations.row(
+        key=capture_key(root),
+        kind="capture",
+        order_id=root.id,
+        amount=amount,
+        currency=root.currency,
+        at=uow.clock(),
+    )
 
 
 def left_to_capture(members: Sequence[Order]) -> int:
@@ -159,9 +167,17 @@ def request_refund(uow: UnitOfWork, order: Order) -> str:
 
 
 def _stage(uow: UnitOfWork, order: Order, kind: str, job: JobKind, amount: int | None) -> str:
-    op_id = operations.create(uow.session, operations.row(
-        key=f"order:{order.id}:{kind}", kind=kind, order_id=order.id, amount=amount,
-        currency=order.currency, at=uow.clock()))  # fmt: skip
+    op_id = operations.create(
+        uow.session,
+        operations.row(
+            key=f"order:{order.id}:{kind}",
+            kind=kind,
+            order_id=order.id,
+            amount=amount,
+            currency=order.currency,
+            at=uow.clock(),
+        ),
+    )
     if op_id is None:
         return f"{kind} already requested"
     uow.stage(job, f"{kind}:{op_id}", {"operation_id": op_id})
@@ -188,9 +204,15 @@ def tell_desk(
     desk = uow.options.desk_email
     if not desk:
         return False
-    context = {"order_number": order.number, "currency": order.currency, "total": order.total,
-               "capture_before": _iso(order.capture_before), "note": None, "reason": None,
-               **extra}  # fmt: skip
+    context = {
+        "order_number": order.number,
+        "currency": order.currency,
+        "total": order.total,
+        "capture_before": _iso(order.capture_before),
+        "note": None,
+        "reason": None,
+        **extra,
+    }
     return notify.stage_to(uow, order, desk, template=template, cause=cause, context=context)
 
 

@@ -79,8 +79,16 @@ def claim(new_uow: UowFactory, ids: list[int], stale: timedelta) -> tuple[list[C
         live = any(m.fulfillment_status != CANCELLED for m in family_)
         aged = now - taken_op.created_at >= KEY_TRUSTED_FOR
         read_first = taken_op.attempt > 1 or aged or order.capture_before is None
-        claimed.append(Claimed(taken_op, order.stripe_payment_intent_id, live, read_first,
-                               order.capture_before, now))  # fmt: skip
+        claimed.append(
+            Claimed(
+                taken_op,
+                order.stripe_payment_intent_id,
+                live,
+                read_first,
+                order.capture_before,
+                now,
+            )
+        )
     return claimed, busy
 
 
@@ -157,8 +165,9 @@ def run_claimed(
     then the job is retried while any operation is unclear or held by another worker."""
     claimed, busy = claim(new_uow, operation_ids(payload), stale)
     batches: list[list[Record]] = [[] for _ in claimed]
-    errors = runner([partial(work, job, records) for job, records in zip(claimed, batches,
-                                                                       strict=True)])  # fmt: skip
+    errors = runner(
+        [partial(work, job, records) for job, records in zip(claimed, batches, strict=True)]
+    )
     records, retry = [], None
     for job, done, error in zip(claimed, batches, errors, strict=True):
         records += done
@@ -176,8 +185,11 @@ def _after(op_id: int, error: BaseException | None) -> list[Record]:
     """What a failed Stripe part leaves on record: unclear (retried) or refused (for good)."""
     if isinstance(error, UnclearOutcome):
         detail = str(error)
-        return [lambda uow: operations.settle(
-            uow.session, op_id, status="unclear", at=uow.clock(), error=detail)]  # fmt: skip
+        return [
+            lambda uow: operations.settle(
+                uow.session, op_id, status="unclear", at=uow.clock(), error=detail
+            )
+        ]
     if isinstance(error, PermanentError):
         reason, why = error.reason, error.detail
         return [lambda uow: outcomes.record_failure(uow, op_id, reason, why)]
@@ -198,9 +210,15 @@ def capture(
 def _capture(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     op_id = job.claim.operation_id
     if not job.live:
-        records.append(lambda uow: operations.settle(
-            uow.session, op_id, status="skipped", at=uow.clock(), error="order cancelled",
-        ))  # fmt: skip
+        records.append(
+            lambda uow: operations.settle(
+                uow.session,
+                op_id,
+                status="skipped",
+                at=uow.clock(),
+                error="order cancelled",
+            )
+        )
         return
     stripe = gateway()
     capture_before = job.capture_before

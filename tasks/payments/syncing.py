@@ -38,10 +38,14 @@ class IntentFacts:
 
 def reconcile_intent(uow: UnitOfWork, facts: IntentFacts) -> str:
     """Apply the intent's real state to its orders; a summary of what changed."""
-    members = list(uow.session.scalars(
-        select(Order).where(Order.stripe_payment_intent_id == facts.intent_id)
-        .order_by(Order.id).with_for_update()
-    ))  # fmt: skip
+    members = list(
+        uow.session.scalars(
+            select(Order)
+            .where(Order.stripe_payment_intent_id == facts.intent_id)
+            .order_by(Order.id)
+            .with_for_update()
+        )
+    )
     if not members:
         return "no order has this PaymentIntent"
     root = members[0]
@@ -65,25 +69,42 @@ def reconcile_intent(uow: UnitOfWork, facts: IntentFacts) -> str:
 def _sync_refunds(uow: UnitOfWork, members: list[Order], facts: IntentFacts) -> str:
     """Record refunds made outside orderflow (e.g. in Stripe's dashboard) on the root order."""
     ids = [m.id for m in members]
-    recorded = -int(uow.session.scalar(
-        select(func.coalesce(func.sum(Payment.amount), 0))
-        .where(Payment.order_id.in_(ids), Payment.source == "stripe", Payment.amount < 0)
-    ) or 0)  # fmt: skip
+    recorded = -int(
+        uow.session.scalar(
+            select(func.coalesce(func.sum(Payment.amount), 0)).where(
+                Payment.order_id.in_(ids), Payment.source == "stripe", Payment.amount < 0
+            )
+        )
+        or 0
+    )
     # Releasing an uncaptured hold marks its charge "refunded" too: only money that was
     # received can have been refunded.
     missing = min(facts.amount_refunded, facts.amount_received) - recorded
     if missing <= 0:
         return "in line with Stripe"
     root, now = members[0], uow.clock()
-    uow.session.add(Payment(order_id=root.id, amount=-missing, currency=root.currency,
-                            method="stripe_card", source="stripe",
-                            reference=f"{facts.reference}:refunded-at-stripe", at=now))  # fmt: skip
+    uow.session.add(
+        Payment(
+            order_id=root.id,
+            amount=-missing,
+            currency=root.currency,
+            method="stripe_card",
+            source="stripe",
+            reference=f"{facts.reference}:refunded-at-stripe",
+            at=now,
+        )
+    )
     change = refresh(uow.session, root)
     template = payment_template(change.before, change.after)
     if template is not None:
         notify.stage(uow, root, template, f"refund-sync:{facts.amount_refunded}")
-    record(uow.session, root, now, "payment.refunded",
-           f"refund of {missing} {root.currency} made at Stripe recorded")  # fmt: skip
+    record(
+        uow.session,
+        root,
+        now,
+        "payment.refunded",
+        f"refund of {missing} {root.currency} made at Stripe recorded",
+    )
     return f"refund of {missing} recorded"
 
 
@@ -91,9 +112,12 @@ def reconcile(new_uow: UowFactory, gateway: running.Gateway, payload: dict[str, 
     """Read the PaymentIntent and bring its orders in line with it."""
     state = gateway().retrieve(str(payload["intent_id"]))
     facts = IntentFacts(
-        intent_id=state.id, status=state.status, amount_received=state.amount_received,
-        amount_refunded=state.amount_refunded, capture_before=state.capture_before,
+        intent_id=state.id,
+        status=state.status,
+        amount_received=state.amount_received,
+        amount_refunded=state.amount_refunded,
+        capture_before=state.capture_before,
         cancellation_reason=state.cancellation_reason,
         reference=state.latest_charge or state.id,
-    )  # fmt: skip
+    )
     running.settle(new_uow, lambda uow: reconcile_intent(uow, facts))

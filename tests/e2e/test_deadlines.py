@@ -119,8 +119,9 @@ def test_120_late_orders_of_500_make_120_signed_webhooks_despite_a_receiver_outa
     # Two consumers apply the stream in parallel: the confirmations can be done before the last
     # placements are, so wait for both.
     assert wait_until(
-        lambda: _count(stack, Order.confirmation_status == "confirmed") == 300
-        and _count(stack) == 500,
+        lambda: (
+            _count(stack, Order.confirmation_status == "confirmed") == 300 and _count(stack) == 500
+        ),
         60,
     )
     # When the scheduler starts and every webhook has failed twice against the dead receiver

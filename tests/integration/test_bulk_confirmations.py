@@ -66,7 +66,7 @@ def placed(db: Database, count: int, prefix: str = "B") -> list[str]:
 def _of(data: dict[str, Any], prefix: str) -> dict[str, list[Any]]:
     """The effects on orders numbered `prefix`N, with the prefix dropped."""
     return {
-        kind: [(row[0][len(prefix):], *row[1:]) for row in rows if row[0].startswith(prefix)]
+        kind: [(row[0][len(prefix) :], *row[1:]) for row in rows if row[0].startswith(prefix)]
         for kind, rows in data.items()
         if kind in ("orders", "timeline", "backlog")
     }
@@ -123,7 +123,8 @@ def test_a_run_is_a_fixed_number_of_statements(db: Database) -> None:
     assert data["jobs"].count("notification.send") == 50
     assert len(data["backlog"]) == 100  # two lines an order
     assert [t[2] for t in data["timeline"] if t[0] == "B0"][1:] == [
-        "confirmation new -> accepted", "confirmation accepted -> confirmed",
+        "confirmation new -> accepted",
+        "confirmation accepted -> confirmed",
     ]
 
 

@@ -78,6 +78,7 @@ def test_a_run_of_shipments_has_the_effects_of_one_by_one(desk: Desk) -> None:
         for order_id in holding:
             stock.reserve(uow.session, order_id, {"DRILL-18V": 2}, desk.now)
         uow.commit()
+
     # When one set ships in one batch and the other one shipment a batch
     def ship(n: str) -> dict[str, Any]:
         return shipped(n, tracking_numbers=[f"T-{n[1:]}"], notify_customer=True)

@@ -65,9 +65,7 @@ def test_an_unknown_expiry_is_learned_from_stripe(desk: Desk) -> None:
     assert desk.fake.effect_counts() == {"create": 1}
 
 
-def _event(
-    event_id: str, type_: str, obj_id: str, obj: str = "payment_intent"
-) -> dict[str, Any]:
+def _event(event_id: str, type_: str, obj_id: str, obj: str = "payment_intent") -> dict[str, Any]:
     data = {"object": {"id": obj_id, "object": obj}}
     return f.envelope("stripe.event", id=event_id, type=type_, created=1772442900,
                       livemode=False, data=data)  # fmt: skip

@@ -127,7 +127,10 @@ def test_an_unforeseen_error_leaves_the_message_pending_for_the_next_try(
     monkeypatch.setattr(oem_webhook, "post", real_post)
     assert _run(db, job) == RunResult("done")
     assert (receiver.count(), _notification(db).status, _notification(db).attempts) == (
-        1, "sent", 2)
+        1,
+        "sent",
+        2,
+    )
 
 
 def test_a_503_is_retried_until_the_receiver_accepts(

@@ -474,8 +474,11 @@ def test_float_in_a_nested_line_is_located() -> None:
         ),
         (
             "order.placed",
-            {"payment_method": "offline", "stripe_payment_intent_id": None,
-             "capture_before": "2026-03-09T09:15:00+01:00"},
+            {
+                "payment_method": "offline",
+                "stripe_payment_intent_id": None,
+                "capture_before": "2026-03-09T09:15:00+01:00",
+            },
             "data: Value error, capture_before is only allowed for stripe_card orders",
         ),
         (

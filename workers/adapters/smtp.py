@@ -78,8 +78,9 @@ def _send(target: SmtpTarget, email: EmailMessage) -> None:
             client.send_message(email)
     except smtplib.SMTPRecipientsRefused as refused:
         codes = [code for code, _ in refused.recipients.values()]
-        detail = "; ".join(f"{code} {text.decode(errors='replace')}" for code, text in
-                           refused.recipients.values())  # fmt: skip
+        detail = "; ".join(
+            f"{code} {text.decode(errors='replace')}" for code, text in refused.recipients.values()
+        )
         if all(code >= 500 for code in codes):
             raise PermanentError("recipient_refused", detail) from None
         raise RetryableError("recipient_deferred", detail) from None

@@ -131,9 +131,12 @@ def status(
     from workers.cli.status import StatusOptions, report_now
     from workers.cli.status_view import print_status
 
-    options = StatusOptions(soon=timedelta(hours=soon_hours), limit=limit,
-                            stuck=timedelta(minutes=stuck_minutes),
-                            waiting=timedelta(minutes=waiting_minutes))  # fmt: skip
+    options = StatusOptions(
+        soon=timedelta(hours=soon_hours),
+        limit=limit,
+        stuck=timedelta(minutes=stuck_minutes),
+        waiting=timedelta(minutes=waiting_minutes),
+    )
     report = report_now(options)
     if as_json:
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))

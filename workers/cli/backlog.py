@@ -33,16 +33,25 @@ POLL_S = 0.5
 def summary(session: Session, job: BulkJob) -> dict[str, Any]:
     """A job's request, state, progress and totals as plain data."""
     return {
-        "job_id": job.id, "kind": job.kind, "request": job.request, "dry_run": job.dry_run,
-        "source": job.source, "status": job.status,
-        "orders_done": job.orders_done, "orders_total": job.orders_total,
-        "chunks_done": job.chunks_done, "chunks_total": job.chunks_total,
+        "job_id": job.id,
+        "kind": job.kind,
+        "request": job.request,
+        "dry_run": job.dry_run,
+        "source": job.source,
+        "status": job.status,
+        "orders_done": job.orders_done,
+        "orders_total": job.orders_total,
+        "chunks_done": job.chunks_done,
+        "chunks_total": job.chunks_total,
         "chunks_failed": bulk_jobs.failed_chunks(session, job),
-        "created": job.created, "skus_created": job.skus_created,
-        "already_created": job.already_created, "skipped": job.skipped, "unknown": job.unknown,
+        "created": job.created,
+        "skus_created": job.skus_created,
+        "already_created": job.already_created,
+        "skipped": job.skipped,
+        "unknown": job.unknown,
         "created_at": job.created_at.isoformat(),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-    }  # fmt: skip
+    }
 
 
 def start(uow: UnitOfWork, numbers: Sequence[str] | None, *, dry_run: bool) -> int:
@@ -84,8 +93,14 @@ def follow(db: Database, job_id: int, console: Console, timeout_s: float | None 
 
 
 def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("orders"), TimeElapsedColumn(), console=console)  # fmt: skip
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("orders"),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 def result_rows(
@@ -93,8 +108,12 @@ def result_rows(
 ) -> Iterator[dict[str, Any]]:
     """A job's per-order results, streamed, reasons as a list."""
     for r in bulk_jobs.iter_results(session, job_id, outcome):
-        yield {"number": r.number, "outcome": r.outcome,
-               "reasons": r.reasons.split(",") if r.reasons else [], "skus": r.skus}  # fmt: skip
+        yield {
+            "number": r.number,
+            "outcome": r.outcome,
+            "reasons": r.reasons.split(",") if r.reasons else [],
+            "skus": r.skus,
+        }
 
 
 def job_report(
@@ -124,9 +143,14 @@ def iter_paid_backlog(session: Session, fmt: str) -> Iterator[dict[str, Any]]:
         consumed: Any = [{"note": note, "quantity": q} for note, q in row.consumed_by]
         if fmt == "csv":
             consumed = ";".join(f"{note}:{q}" for note, q in row.consumed_by)
-        yield {"number": row.number, "sku": row.sku, "quantity": row.quantity,
-               "remaining": row.remaining, "created_at": row.created_at.isoformat(),
-               "consumed_by": consumed}  # fmt: skip
+        yield {
+            "number": row.number,
+            "sku": row.sku,
+            "quantity": row.quantity,
+            "remaining": row.remaining,
+            "created_at": row.created_at.isoformat(),
+            "consumed_by": consumed,
+        }
 
 
 def status_section(session: Session, limit: int) -> dict[str, Any]:

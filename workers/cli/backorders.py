@@ -21,31 +21,49 @@ def decisions_for(session: Session, order_id: int) -> list[dict[str, Any]]:
         .order_by(RestockDecision.id)
     )
     return [
-        {"restock_id": restock.id, "sku": restock.sku, "received": restock.quantity,
-         "at": restock.at.isoformat(), "outcome": decision.outcome, "reason": decision.reason}
+        {
+            "restock_id": restock.id,
+            "sku": restock.sku,
+            "received": restock.quantity,
+            "at": restock.at.isoformat(),
+            "outcome": decision.outcome,
+            "reason": decision.reason,
+        }
         for restock, decision in session.execute(query)
-    ]  # fmt: skip
+    ]
 
 
 def recent_restocks(session: Session, limit: int = 10) -> list[dict[str, Any]]:
     """The newest restocks with what each released and skipped."""
     query = select(Restock).order_by(Restock.id.desc()).limit(limit)
     return [
-        {"restock_id": r.id, "sku": r.sku, "received": r.quantity, "policy": r.policy,
-         "considered": r.considered, "released": r.released, "skipped": r.skipped,
-         "available_after": r.available_after, "at": r.at.isoformat()}
+        {
+            "restock_id": r.id,
+            "sku": r.sku,
+            "received": r.quantity,
+            "policy": r.policy,
+            "considered": r.considered,
+            "released": r.released,
+            "skipped": r.skipped,
+            "available_after": r.available_after,
+            "at": r.at.isoformat(),
+        }
         for r in session.scalars(query)
-    ]  # fmt: skip
+    ]
 
 
 def preview(session: Session, sku: str, quantity: int, policy: str) -> dict[str, Any]:
     """What receiving `quantity` of `sku` would release now; changes nothing."""
     decided = plan(session, sku, quantity, ReleasePolicy(policy))
     decisions = [
-        {"number": w.number, "outcome": outcome, "reason": why,
-         "lines": dict(sorted(w.needs.items()))}
+        {
+            "number": w.number,
+            "outcome": outcome,
+            "reason": why,
+            "lines": dict(sorted(w.needs.items())),
+        }
         for w, outcome, why in decided.decisions()
-    ]  # fmt: skip
+    ]
     return {
         "sku": sku,
         "received": quantity,

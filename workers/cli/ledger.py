@@ -19,12 +19,19 @@ EXPORT_CHUNK = 1000
 def iter_payments(session: Session) -> Iterator[dict[str, Any]]:
     """Every ledger entry in recording order, streamed in chunks."""
     query = (
-        select(Order.number, Payment.amount, Payment.currency, Payment.method, Payment.source,
-               Payment.reference, Payment.at)
+        select(
+            Order.number,
+            Payment.amount,
+            Payment.currency,
+            Payment.method,
+            Payment.source,
+            Payment.reference,
+            Payment.at,
+        )
         .join(Order, Order.id == Payment.order_id)
         .order_by(Payment.id)
         .execution_options(yield_per=EXPORT_CHUNK)
-    )  # fmt: skip
+    )
     for number, amount, currency, method, source, reference, at in session.execute(query):
         yield {
             "number": number,
@@ -70,11 +77,17 @@ NOTIFICATION_COLUMNS = ("number", "kind", "recipient", "status", "attempts", "la
 def iter_notifications(session: Session) -> Iterator[dict[str, Any]]:
     """Every notification with its delivery state, streamed in chunks."""
     query = (
-        select(Order.number, Notification.kind, Notification.recipient, Notification.status,
-               Notification.attempts, Notification.last_error)
+        select(
+            Order.number,
+            Notification.kind,
+            Notification.recipient,
+            Notification.status,
+            Notification.attempts,
+            Notification.last_error,
+        )
         .outerjoin(Order, Order.id == Notification.order_id)
         .order_by(Notification.id)
         .execution_options(yield_per=EXPORT_CHUNK)
-    )  # fmt: skip
+    )
     for row in session.execute(query):
         yield dict(zip(NOTIFICATION_COLUMNS, row, strict=True))

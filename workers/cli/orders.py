@@ -18,11 +18,24 @@ from models.domain.backorders import BACKORDER_SUFFIX
 from workers.cli import backorders
 
 ORDER_COLUMNS = (
-    "number", "parent_number", "customer_id", "manufacturer_id", "currency", "total",
-    "confirmation_status", "confirmation_deadline", "confirmation_overdue", "fulfillment_status",
-    "payment_status", "invoiced", "paid", "outstanding_balance", "archived", "lines_locked",
+    "number",
+    "parent_number",
+    "customer_id",
+    "manufacturer_id",
+    "currency",
+    "total",
+    "confirmation_status",
+    "confirmation_deadline",
+    "confirmation_overdue",
+    "fulfillment_status",
+    "payment_status",
+    "invoiced",
+    "paid",
+    "outstanding_balance",
+    "archived",
+    "lines_locked",
     "download_allowed",
-)  # fmt: skip
+)
 EXPORT_CHUNK = 1000
 
 
@@ -72,9 +85,11 @@ def write_rows(
 
 def _deadline(order: Order) -> dict[str, Any]:
     # The breach is kept, with when the scan found it, after a late confirmation.
-    return {"deadline_breached": order.confirmation_overdue,
-            "deadline_breached_at": _iso(order.confirmation_overdue_at),
-            "desk_reminder_at": _iso(order.confirmation_remind_at)}  # fmt: skip
+    return {
+        "deadline_breached": order.confirmation_overdue,
+        "deadline_breached_at": _iso(order.confirmation_overdue_at),
+        "desk_reminder_at": _iso(order.confirmation_remind_at),
+    }
 
 
 def order_details(session: Session, number: str) -> dict[str, Any] | None:
@@ -108,11 +123,18 @@ def order_details(session: Session, number: str) -> dict[str, Any] | None:
         for p in payments
     ]
     details["notifications"] = [
-        {"kind": n.kind, "channel": n.channel, "recipient": n.recipient, "status": n.status,
-         "attempts": n.attempts,
-         "last_error": n.last_error, "created_at": _iso(n.created_at), "sent_at": _iso(n.sent_at)}
+        {
+            "kind": n.kind,
+            "channel": n.channel,
+            "recipient": n.recipient,
+            "status": n.status,
+            "attempts": n.attempts,
+            "last_error": n.last_error,
+            "created_at": _iso(n.created_at),
+            "sent_at": _iso(n.sent_at),
+        }
         for n in notifications.for_order(session, order.id)
-    ]  # fmt: skip
+    ]
     details["restock_decisions"] = backorders.decisions_for(session, order.id)
     details["timeline"] = [
         {"at": _iso(e.at), "kind": e.kind, "summary": e.summary}

@@ -232,8 +232,14 @@ def payments_record(
         results = apply_rows(uow, rows, policy_from(settings))
         if not dry_run:
             uow.commit()
-    table = Table("line", "order", "amount", "result", "reason",
-                  title="dry run: nothing kept" if dry_run else "payments")  # fmt: skip
+    table = Table(
+        "line",
+        "order",
+        "amount",
+        "result",
+        "reason",
+        title="dry run: nothing kept" if dry_run else "payments",
+    )
     for r in results:
         table.add_row(str(r.line), r.number, r.amount, r.result, r.reason)
     Console().print(table)
@@ -264,8 +270,13 @@ def backorders_plan(
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return
-    table = Table("backorder", "needs", "outcome", "why",
-                  title=f"receiving {quantity} x {sku} ({result['policy']})")  # fmt: skip
+    table = Table(
+        "backorder",
+        "needs",
+        "outcome",
+        "why",
+        title=f"receiving {quantity} x {sku} ({result['policy']})",
+    )
     for row in result["decisions"]:
         needs = ", ".join(f"{q} x {s}" for s, q in row["lines"].items())
         table.add_row(row["number"], needs, row["outcome"], row["reason"])

@@ -22,11 +22,23 @@ DOCS_PATH = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 REGENERATE = "uv run python -m workers.cli.settings_doc --write"
 BEGIN = "<!-- settings:begin (generated from workers/settings.py; do not edit by hand) -->"
 END = "<!-- settings:end -->"
-_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path",
-          SecretStr: "string"}  # fmt: skip
+_NAMES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    Path: "path",
+    SecretStr: "string",
+}
 # Constraint objects of pydantic's field metadata (annotated_types), by the attribute they carry.
-_BOUNDS = (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤"), ("min_length", "length ≥"),
-           ("max_length", "length ≤"))  # fmt: skip
+_BOUNDS = (
+    ("gt", ">"),
+    ("ge", "≥"),
+    ("lt", "<"),
+    ("le", "≤"),
+    ("min_length", "length ≥"),
+    ("max_length", "length ≤"),
+)
 
 
 def _type(annotation: Any) -> str:
@@ -80,9 +92,11 @@ def render_reference() -> str:
         kind = _type(field.annotation)
         bounds = _bounds(field)
         env = f"{prefix}{(field.alias or name).upper()}"
-        rows.append(f"| `{env}` | {_cell(kind + (f' ({bounds})' if bounds else ''))} | "
-                    f"{_cell(_default(field))} | {_secret(field)} | "
-                    f"{_cell(field.description or '')} |")  # fmt: skip
+        rows.append(
+            f"| `{env}` | {_cell(kind + (f' ({bounds})' if bounds else ''))} | "
+            f"{_cell(_default(field))} | {_secret(field)} | "
+            f"{_cell(field.description or '')} |"
+        )
     return "\n".join([*rows, "", END])
 
 

@@ -42,8 +42,13 @@ def _listed(row: deadlines.Listed, now: datetime) -> dict[str, Any]:
         state = "due"  # past its deadline; the next scan marks it
     else:
         state = "due_soon"
-    return {"manufacturer_id": maker, "number": number, "state": state,
-            "deadline": iso(deadline), "overdue_at": iso(overdue_at)}  # fmt: skip
+    return {
+        "manufacturer_id": maker,
+        "number": number,
+        "state": state,
+        "deadline": iso(deadline),
+        "overdue_at": iso(overdue_at),
+    }
 
 
 def confirmations(session: Session, now: datetime, options: StatusOptions) -> dict[str, Any]:
@@ -62,12 +67,16 @@ def confirmations(session: Session, now: datetime, options: StatusOptions) -> di
     return {
         "horizon_hours": options.soon.total_seconds() / 3600,
         "manufacturers": [
-            {"manufacturer_id": maker, "name": names.get(maker, ""),
-             "overdue": overdue.get(maker, 0), "due_soon": soon.get(maker, 0),
-             "orders": [o for o in listed if o["manufacturer_id"] == maker]}
+            {
+                "manufacturer_id": maker,
+                "name": names.get(maker, ""),
+                "overdue": overdue.get(maker, 0),
+                "due_soon": soon.get(maker, 0),
+                "orders": [o for o in listed if o["manufacturer_id"] == maker],
+            }
             for maker in makers
         ],
-    }  # fmt: skip
+    }
 
 
 def restocks(session: Session, now: datetime, options: StatusOptions) -> dict[str, Any]:
@@ -146,26 +155,38 @@ def unconfigured(error: ValidationError, now: datetime) -> dict[str, Any]:
     Names the settings, never their values (they may hold passwords)."""
     names = ", ".join(sorted({f"ORDERFLOW_{str(e['loc'][0]).upper()}" for e in error.errors()}))
     reason = f"invalid configuration: {names}"
-    return {"at": now.isoformat(), "verdict": "unknown", "exit_code": status_rules.UNKNOWN,
-            "attention": [{"reason": "configuration_invalid", "count": 1, "detail": reason}],
-            "unknown": [{"source": "configuration", "reason": reason}],
-            **dict.fromkeys([*REDIS_SECTIONS, *SECTIONS, "scheduler"])}  # fmt: skip
+    return {
+        "at": now.isoformat(),
+        "verdict": "unknown",
+        "exit_code": status_rules.UNKNOWN,
+        "attention": [{"reason": "configuration_invalid", "count": 1, "detail": reason}],
+        "unknown": [{"source": "configuration", "reason": reason}],
+        **dict.fromkeys([*REDIS_SECTIONS, *SECTIONS, "scheduler"]),
+    }
 
 
 def gather(settings: Settings, now: datetime, options: StatusOptions) -> dict[str, Any]:
     """The whole report: verdict, exit code, attention items, unreadable sources, sections."""
     db_sections, claimed, db_problem = _read_database(settings, now, options)
     redis_sections, runs, redis_problem = _read_redis(settings, now, options)
-    unknown = [{"source": source, "reason": reason}
-               for source, reason in (("database", db_problem), ("redis", redis_problem))
-               if reason is not None]  # fmt: skip
+    unknown = [
+        {"source": source, "reason": reason}
+        for source, reason in (("database", db_problem), ("redis", redis_problem))
+        if reason is not None
+    ]
     sections: dict[str, Any] = {**redis_sections, **db_sections}
     sections["scheduler"] = scheduler(runs, claimed, now, options)
     items = status_rules.attention(sections, unknown)
     code = status_rules.exit_code(unknown, items)
     verdict = {0: "ok", 1: "attention", 2: "unknown"}[code]
-    return {"at": now.isoformat(), "verdict": verdict, "exit_code": code, "attention": items,
-            "unknown": unknown, **sections}  # fmt: skip
+    return {
+        "at": now.isoformat(),
+        "verdict": verdict,
+        "exit_code": code,
+        "attention": items,
+        "unknown": unknown,
+        **sections,
+    }
 
 
 def report_now(options: StatusOptions) -> dict[str, Any]:

@@ -18,25 +18,43 @@ def quarantine(session: Session, now: datetime, options: StatusOptions) -> dict[
     del now, options
     by_reason = dict(sorted(counts_by_reason(session).items()))
     parked, next_expiry = q.parked_summary(session)
-    return {"held": sum(by_reason.values()), "by_reason": by_reason, "parked": parked,
-            "parked_next_expiry": iso(next_expiry)}  # fmt: skip
+    return {
+        "held": sum(by_reason.values()),
+        "by_reason": by_reason,
+        "parked": parked,
+        "parked_next_expiry": iso(next_expiry),
+    }
 
 
 def captures(session: Session, now: datetime, options: StatusOptions) -> dict[str, Any]:
     """Stripe operations (capture, cancel, refund) not settled yet: counts per kind and status,
     the ones open longer than `stuck` with their last error, and the failed captures."""
     before = now - options.stuck
-    counts = [{"kind": c.kind, "status": c.status, "count": c.open,
-               "oldest_created_at": iso(c.oldest_created_at)}
-              for c in q.unsettled_operations(session)]  # fmt: skip
+    counts = [
+        {
+            "kind": c.kind,
+            "status": c.status,
+            "count": c.open,
+            "oldest_created_at": iso(c.oldest_created_at),
+        }
+        for c in q.unsettled_operations(session)
+    ]
     stuck = [
-        {"number": o.number, "kind": o.kind, "status": o.status, "attempts": o.attempts,
-         "created_at": iso(o.created_at), "age_s": age_s(now, o.created_at),
-         "last_error": o.last_error}
+        {
+            "number": o.number,
+            "kind": o.kind,
+            "status": o.status,
+            "attempts": o.attempts,
+            "created_at": iso(o.created_at),
+            "age_s": age_s(now, o.created_at),
+            "last_error": o.last_error,
+        }
         for o in q.open_operations(session, before, options.limit)
-    ]  # fmt: skip
-    failed = [{"number": c.number, "reason": c.reason, "since": iso(c.since)}
-              for c in q.failed_captures(session, options.limit)]  # fmt: skip
+    ]
+    failed = [
+        {"number": c.number, "reason": c.reason, "since": iso(c.since)}
+        for c in q.failed_captures(session, options.limit)
+    ]
     return {
         "stuck_after_minutes": options.stuck.total_seconds() / 60,
         "unsettled": counts,
@@ -52,11 +70,16 @@ def holds(session: Session, now: datetime, options: StatusOptions) -> dict[str, 
     marked by the hold watch), soonest first."""
     until = now + options.hold_warning
     listed = [
-        {"number": h.number, "capture_before": iso(h.capture_before),
-         "hours_left": round((h.capture_before - now).total_seconds() / 3600, 2),
-         "fulfillment_status": h.fulfillment_status, "total": h.total, "currency": h.currency}
+        {
+            "number": h.number,
+            "capture_before": iso(h.capture_before),
+            "hours_left": round((h.capture_before - now).total_seconds() / 3600, 2),
+            "fulfillment_status": h.fulfillment_status,
+            "total": h.total,
+            "currency": h.currency,
+        }
         for h in q.expiring_holds(session, until, options.limit)
-    ]  # fmt: skip
+    ]
     return {
         "warning_hours": options.hold_warning.total_seconds() / 3600,
         "expiring": q.count_expiring_holds(session, until),

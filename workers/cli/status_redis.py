@@ -33,8 +33,11 @@ TIMEOUT_S = 2.0
 @contextmanager
 def client_for(settings: Settings) -> Iterator[redis.Redis]:
     """A client with short timeouts (a health check must answer, not hang)."""
-    options = {"socket_timeout": TIMEOUT_S, "socket_connect_timeout": TIMEOUT_S,
-               "retry": Retry(NoBackoff(), 0)}  # fmt: skip
+    options = {
+        "socket_timeout": TIMEOUT_S,
+        "socket_connect_timeout": TIMEOUT_S,
+        "retry": Retry(NoBackoff(), 0),
+    }
     with redis_connection(settings, **options) as client:
         yield client
 
@@ -69,10 +72,17 @@ def queues(client: redis.Redis, now: datetime, options: StatusOptions) -> dict[s
     for index, (queue, key) in enumerate(zip(QUEUES, keys, strict=True)):
         ready, held, delayed, dead, head = replies[index * 5 : index * 5 + 5]
         oldest = _oldest_enqueued(client, key, list(head))
-        listed.append({"queue": queue, "ready": int(ready), "in_flight": max(0, held - ready),
-                       "delayed": int(delayed), "dead_lettered": int(dead),
-                       "oldest_enqueued_at": iso(oldest),
-                       "oldest_age_s": age_s(now, oldest)})  # fmt: skip
+        listed.append(
+            {
+                "queue": queue,
+                "ready": int(ready),
+                "in_flight": max(0, held - ready),
+                "delayed": int(delayed),
+                "dead_lettered": int(dead),
+                "oldest_enqueued_at": iso(oldest),
+                "oldest_age_s": age_s(now, oldest),
+            }
+        )
     return {"waiting_after_minutes": options.waiting.total_seconds() / 60, "queues": listed}
 
 
@@ -85,9 +95,16 @@ def _group(client: redis.Redis) -> dict[str, Any] | None:
 def ingress(client: redis.Redis, now: datetime, options: StatusOptions) -> dict[str, Any]:
     """The ingress stream: entries not finished (applied entries are deleted, so every entry left
     is pending at a consumer or not yet delivered), consumers, and the age of the oldest entry."""
-    empty = {"length": 0, "consumers": 0, "pending": 0, "undelivered": 0,
-             "oldest_entry_at": None, "oldest_age_s": None,
-             "oldest_pending_at": None, "oldest_pending_age_s": None}  # fmt: skip
+    empty = {
+        "length": 0,
+        "consumers": 0,
+        "pending": 0,
+        "undelivered": 0,
+        "oldest_entry_at": None,
+        "oldest_age_s": None,
+        "oldest_pending_at": None,
+        "oldest_pending_age_s": None,
+    }
     result: dict[str, Any] = {"waiting_after_minutes": options.waiting.total_seconds() / 60}
     try:
         info: dict[str, Any] = client.xinfo_stream(INGRESS_STREAM)
@@ -104,7 +121,14 @@ def ingress(client: redis.Redis, now: datetime, options: StatusOptions) -> dict[
         summary: dict[str, Any] = client.xpending(INGRESS_STREAM, INGRESS_GROUP)
         pending, consumers = int(summary["pending"]), int(group["consumers"])
         oldest_pending = entry_time(summary["min"]) if summary["min"] else None
-    return {**result, "length": length, "consumers": consumers, "pending": pending,
-            "undelivered": max(0, length - pending), "oldest_entry_at": iso(oldest),
-            "oldest_age_s": age_s(now, oldest), "oldest_pending_at": iso(oldest_pending),
-            "oldest_pending_age_s": age_s(now, oldest_pending)}  # fmt: skip
+    return {
+        **result,
+        "length": length,
+        "consumers": consumers,
+        "pending": pending,
+        "undelivered": max(0, length - pending),
+        "oldest_entry_at": iso(oldest),
+        "oldest_age_s": age_s(now, oldest),
+        "oldest_pending_at": iso(oldest_pending),
+        "oldest_pending_age_s": age_s(now, oldest_pending),
+    }

@@ -84,8 +84,9 @@ def queue_waiting(report: Report) -> dict[str, Any] | None:
     section = report["queues"]
     limit = section["waiting_after_minutes"] * 60
     late = [q for q in section["queues"] if (q["oldest_age_s"] or 0) > limit]
-    detail = ", ".join(f"{q['queue']}: {q['ready']} ready, oldest {q['oldest_age_s']:.0f} s"
-                       for q in late)  # fmt: skip
+    detail = ", ".join(
+        f"{q['queue']}: {q['ready']} ready, oldest {q['oldest_age_s']:.0f} s" for q in late
+    )
     return _item("queue_waiting", len(late), detail)
 
 

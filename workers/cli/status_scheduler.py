@@ -37,10 +37,17 @@ def _job(
     last = max((t for t in (run.at if run else None, claimed) if t is not None), default=None)
     stale_after = stale_after_s(period, options)
     age = age_s(now, last)
-    return {"job": job.name, "period_s": period, "exclusive": job.exclusive,
-            "last_run_at": iso(last), "age_s": age, "owner": run.owner if run else None,
-            "outcome": run.outcome if run else None, "stale_after_s": stale_after,
-            "stale": age is None or age > stale_after}  # fmt: skip
+    return {
+        "job": job.name,
+        "period_s": period,
+        "exclusive": job.exclusive,
+        "last_run_at": iso(last),
+        "age_s": age,
+        "owner": run.owner if run else None,
+        "outcome": run.outcome if run else None,
+        "stale_after_s": stale_after,
+        "stale": age is None or age > stale_after,
+    }
 
 
 def scheduler(

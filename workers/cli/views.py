@@ -34,15 +34,27 @@ def print_order(console: Console, details: dict[str, Any]) -> None:
     console.print(lines)
     sent = Table("kind", "to", "status", "attempts", "last error", title="notifications")
     for note in details["notifications"]:
-        sent.add_row(note["kind"], _recipient(note), note["status"], str(note["attempts"]),
-                     note["last_error"] or "")  # fmt: skip
+        sent.add_row(
+            note["kind"],
+            _recipient(note),
+            note["status"],
+            str(note["attempts"]),
+            note["last_error"] or "",
+        )
     console.print(sent)
     if details.get("restock_decisions"):
-        restocks = Table("restock", "sku", "received", "at", "outcome", "why",
-                         title="restock decisions")  # fmt: skip
+        restocks = Table(
+            "restock", "sku", "received", "at", "outcome", "why", title="restock decisions"
+        )
         for row in details["restock_decisions"]:
-            restocks.add_row(str(row["restock_id"]), row["sku"], str(row["received"]), row["at"],
-                             row["outcome"], row["reason"])  # fmt: skip
+            restocks.add_row(
+                str(row["restock_id"]),
+                row["sku"],
+                str(row["received"]),
+                row["at"],
+                row["outcome"],
+                row["reason"],
+            )
         console.print(restocks)
     events = Table("at", "event", "summary", title="timeline")
     for event in details["timeline"]:

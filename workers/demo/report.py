@@ -51,15 +51,22 @@ def _published(console: Console, messages: list[tuple[str, bytes]]) -> None:
 
 
 def _orders(console: Console, session: Session) -> None:
-    table = Table("order", "OEM", "payment", "confirmation", "due (UTC)", "total",
-                  title="Orders as stored")  # fmt: skip
+    table = Table(
+        "order", "OEM", "payment", "confirmation", "due (UTC)", "total", title="Orders as stored"
+    )
     for order in session.scalars(select(Order).order_by(Order.number)):
         deadline = order.confirmation_deadline
         due = deadline.strftime("%a %H:%M") if deadline else "-"
         total = f"{order.total / 100:.2f} {order.currency}"
         number = order.number + (" (archived)" if order.archived else "")
-        table.add_row(number, order.manufacturer_id, order.payment_status,
-                      order.confirmation_status, due, total)  # fmt: skip
+        table.add_row(
+            number,
+            order.manufacturer_id,
+            order.payment_status,
+            order.confirmation_status,
+            due,
+            total,
+        )
     console.print(table)
 
 
@@ -81,10 +88,21 @@ def print_report(
     _published(console, messages)
     _orders(console, session)
     _quarantine(console, session)
-    jobs = Table("staged", "done", "effects", "duplicated", "seconds",
-                 title="Outbox jobs through real worker and scheduler processes")  # fmt: skip
-    jobs.add_row(str(probes.staged), str(probes.done), str(probes.effects),
-                 str(probes.duplicated), f"{probes.seconds:.2f}")  # fmt: skip
+    jobs = Table(
+        "staged",
+        "done",
+        "effects",
+        "duplicated",
+        "seconds",
+        title="Outbox jobs through real worker and scheduler processes",
+    )
+    jobs.add_row(
+        str(probes.staged),
+        str(probes.done),
+        str(probes.effects),
+        str(probes.duplicated),
+        f"{probes.seconds:.2f}",
+    )
     console.print(jobs)
     orders = session.scalar(select(func.count()).select_from(Order)) or 0
     early = session.scalars(select(Order).where(Order.number == "DEMO-1011")).one_or_none()

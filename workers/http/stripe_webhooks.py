@@ -154,9 +154,12 @@ def create_app(
             log.error("stripe webhook not enqueued (%s)", type(error).__name__)
             return JSONResponse({"error": "queue unavailable"}, status_code=503)
         log.info(
-            "stripe event %s (%s) enqueued as %s", event["id"], event["type"], envelope["id"],
+            "stripe event %s (%s) enqueued as %s",
+            event["id"],
+            event["type"],
+            envelope["id"],
             extra={"envelope_id": envelope["id"], "type": StripeEventV1.TYPE},
-        )  # fmt: skip
+        )
         return JSONResponse({"received": event["id"]})
 
     return Starlette(

@@ -29,6 +29,8 @@ def count_queue(pipe: Any, queue: str) -> str:
     pipe.hlen(f"{ready}.DQ.msgs")
     pipe.zcard(f"{ready}.XQ")
     return ready
+
+
 # Options a message may carry that change how it is run. Our actors set their own; a message
 # that arrives with any of these (a producer writing to Redis directly) has them removed.
 FOREIGN_OPTIONS = (

@@ -97,9 +97,14 @@ class IngressConsumer(threading.Thread):
                     self.apply([(entry, 1) for entry in entries])
             except SQLAlchemyError as error:  # resolving parked messages: tried again soon
                 trouble = diagnose(error)
-                log.warning("ingress paused: %s (%s, SQLSTATE %s): %s", trouble.reason,
-                            trouble.error_class, trouble.sqlstate or "-", trouble.message,
-                            extra={"reason": trouble.reason})  # fmt: skip
+                log.warning(
+                    "ingress paused: %s (%s, SQLSTATE %s): %s",
+                    trouble.reason,
+                    trouble.error_class,
+                    trouble.sqlstate or "-",
+                    trouble.message,
+                    extra={"reason": trouble.reason},
+                )
                 self.stop_event.wait(ERROR_PAUSE_S)
             except (redis.RedisError, OSError) as error:
                 log.warning("ingress paused: %s: %s", type(error).__name__, scrub_text(str(error)))

@@ -70,8 +70,11 @@ def take_over(
             why = "left pending after failing alone" if owner == me else "its heartbeat stopped"
             log.info(
                 "took over %d ingress entries from %s: %s, idle for %d ms or more",
-                len(got), owner, why, idle_ms,
+                len(got),
+                owner,
+                why,
+                idle_ms,
                 extra={"from_consumer": owner, "entries": len(got), "why": why},
-            )  # fmt: skip
+            )
         claimed += got
     return claimed

@@ -103,8 +103,10 @@ class BatchRetry:
 
     def _split(self, batch: Sequence[T], attempt: Callable[[Sequence[T]], list[R]]) -> list[R]:
         if len(batch) == 1:
-            log.warning("ingress envelope failed alone; left pending to be delivered again",
-                        extra={"consumer": self.consumer, "entries": 1})  # fmt: skip
+            log.warning(
+                "ingress envelope failed alone; left pending to be delivered again",
+                extra={"consumer": self.consumer, "entries": 1},
+            )
             return []
         half = len(batch) // 2
         return self.apply(batch[:half], attempt) + self.apply(batch[half:], attempt)
@@ -132,9 +134,18 @@ class BatchRetry:
         metrics.record_ingress_retry(trouble.reason)
         log.warning(
             "ingress batch failed: %s (%s, SQLSTATE %s): %s",
-            trouble.reason, trouble.error_class, trouble.sqlstate or "-", trouble.message,
-            extra={"reason": trouble.reason, "error_class": trouble.error_class,
-                   "sqlstate": trouble.sqlstate, "error": trouble.message,
-                   "entries": len(batch), "attempt": number, "consumer": self.consumer},
-        )  # fmt: skip
+            trouble.reason,
+            trouble.error_class,
+            trouble.sqlstate or "-",
+            trouble.message,
+            extra={
+                "reason": trouble.reason,
+                "error_class": trouble.error_class,
+                "sqlstate": trouble.sqlstate,
+                "error": trouble.message,
+                "entries": len(batch),
+                "attempt": number,
+                "consumer": self.consumer,
+            },
+        )
         return trouble
