@@ -3,29 +3,14 @@ refund a whole order, each under its own key and recorded once."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from functools import partial
-from typing import Any
-
-from models.db.uow import UowFactory
 from models.domain.errors import UnclearOutcome
 from models.domain.payments import CANCELABLE, IntentVerdict, capture_verdict
 from tasks.payments import recording as outcomes
-from tasks.payments.running import Claimed, Gateway, Record, Runner, in_turn, run_claimed
+from tasks.payments.running import Claimed, Gateway, Record
 
 
-def cancel(
-    new_uow: UowFactory,
-    gateway: Gateway,
-    payload: dict[str, Any],
-    stale: timedelta,
-    runner: Runner = in_turn,
-) -> None:
+def cancel_one(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     """Cancel the PaymentIntent if it still holds money; refund instead if it was captured."""
-    run_claimed(new_uow, payload, stale, partial(_cancel, gateway), runner)
-
-
-def _cancel(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     op_id = job.claim.operation_id
     stripe = gateway()
     state = stripe.retrieve(job.intent_id)
@@ -46,18 +31,8 @@ def _cancel(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
         raise UnclearOutcome("intent_not_settled", f"PaymentIntent status {state.status}")
 
 
-def refund(
-    new_uow: UowFactory,
-    gateway: Gateway,
-    payload: dict[str, Any],
-    stale: timedelta,
-    runner: Runner = in_turn,
-) -> None:
+def refund_one(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     """Refund the order's amount under its key; a retry with the key is replayed by Stripe."""
-    run_claimed(new_uow, payload, stale, partial(_refund, gateway), runner)
-
-
-def _refund(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     op_id = job.claim.operation_id
     result = gateway().refund(job.intent_id, job.claim.amount, job.claim.key)
     records.append(

@@ -196,18 +196,8 @@ def _after(op_id: int, error: BaseException | None) -> list[Record]:
     return []  # anything else: the operation stays claimed and is read again when stale
 
 
-def capture(
-    new_uow: UowFactory,
-    gateway: Gateway,
-    payload: dict[str, Any],
-    stale: timedelta,
-    runner: Runner = in_turn,
-) -> None:
+def capture_one(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     """One capture per family: call with our key, or act on the intent's real status."""
-    run_claimed(new_uow, payload, stale, partial(_capture, gateway), runner)
-
-
-def _capture(gateway: Gateway, job: Claimed, records: list[Record]) -> None:
     op_id = job.claim.operation_id
     if not job.live:
         records.append(
