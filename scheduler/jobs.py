@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 from models.db import intake, scheduler_runs
 from models.db.outbox import claim_due
+from scheduler.host import SchedulerHost
 from tasks.deadlines import scan as deadlines
 from tasks.payments import holds
-from workers.runtime import Runtime
 
 RELAY_BATCH = 500
 TICKS_KEPT = timedelta(days=7)
@@ -22,13 +22,13 @@ class PeriodicJob:
 
     name: str
     period: timedelta
-    run: Callable[[Runtime, datetime], str]
+    run: Callable[[SchedulerHost, datetime], str]
     # Exclusive jobs claim each tick in the database so only one scheduler fires it; the
     # relay and reconciler need not, because their row claims are already conditional.
     exclusive: bool = False
 
 
-def _send_due(rt: Runtime, now: datetime, *, first_send: bool) -> str:
+def _send_due(rt: SchedulerHost, now: datetime, *, first_send: bool) -> str:
     redeliver_after = timedelta(seconds=rt.settings.outbox_redeliver_after_s)
     total = 0
     # Bounded: a huge backlog is worked off over several ticks, not in one long transaction.
@@ -50,17 +50,17 @@ def _send_due(rt: Runtime, now: datetime, *, first_send: bool) -> str:
     return f"sent={total}"
 
 
-def relay_outbox(rt: Runtime, now: datetime) -> str:
+def relay_outbox(rt: SchedulerHost, now: datetime) -> str:
     """Send outbox jobs that were committed without being sent."""
     return _send_due(rt, now, first_send=True)
 
 
-def reconcile_outbox(rt: Runtime, now: datetime) -> str:
+def reconcile_outbox(rt: SchedulerHost, now: datetime) -> str:
     """Re-send jobs sent but not done in time: Redis lost them, or a worker died with them."""
     return _send_due(rt, now, first_send=False)
 
 
-def expire_parked(rt: Runtime, now: datetime) -> str:
+def expire_parked(rt: SchedulerHost, now: datetime) -> str:
     """Quarantine messages that waited for their order longer than allowed."""
     with rt.new_uow() as uow:
         expired = intake.take_expired_parked(uow.session, now, limit=RELAY_BATCH)
@@ -74,7 +74,7 @@ def expire_parked(rt: Runtime, now: datetime) -> str:
     return f"expired={len(expired)}"
 
 
-def scan_deadlines(rt: Runtime, now: datetime) -> str:
+def scan_deadlines(rt: SchedulerHost, now: datetime) -> str:
     """Mark orders past their confirmation deadline and stage each one's failure message."""
     s = rt.settings
     done = deadlines.run_tick(
@@ -83,7 +83,7 @@ def scan_deadlines(rt: Runtime, now: datetime) -> str:
     return f"marked={done.taken} messages={done.staged}"
 
 
-def remind_desk(rt: Runtime, now: datetime) -> str:
+def remind_desk(rt: SchedulerHost, now: datetime) -> str:
     """Email the order desk about orders whose reminder time (a share of the window) came."""
     s = rt.settings
     step = deadlines.reminder_step(s.desk_email)
@@ -93,7 +93,7 @@ def remind_desk(rt: Runtime, now: datetime) -> str:
     return f"taken={done.taken} reminded={done.staged}"
 
 
-def watch_holds(rt: Runtime, now: datetime) -> str:
+def watch_holds(rt: SchedulerHost, now: datetime) -> str:
     """Warn the desk before card holds lapse, mark lapsed ones, learn unknown expiry times."""
     warn = timedelta(hours=rt.settings.hold_warning_h)
     with rt.new_uow() as uow:
@@ -102,7 +102,7 @@ def watch_holds(rt: Runtime, now: datetime) -> str:
     return f"warned={done.warned} expired={done.expired} asked={done.asked}"
 
 
-def prune_ticks(rt: Runtime, now: datetime) -> str:
+def prune_ticks(rt: SchedulerHost, now: datetime) -> str:
     """Forget claimed ticks older than a week (two exclusive jobs claim ~35,000 a day)."""
     with rt.new_uow() as uow:
         pruned = scheduler_runs.prune(uow.session, now - TICKS_KEPT, limit=10 * RELAY_BATCH)

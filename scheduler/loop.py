@@ -12,9 +12,9 @@ from models.db import scheduler_runs
 from models.db.machinery import SchedulerRun
 from models.db.sql import insert_ignore
 from scheduler import heartbeat
+from scheduler.host import SchedulerHost
 from scheduler.jobs import PeriodicJob
 from scheduler.ticks import tick_for
-from workers.runtime import Runtime
 
 log = logging.getLogger("orderflow.scheduler")
 
@@ -24,7 +24,7 @@ def scheduler_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim_tick(rt: Runtime, job: PeriodicJob, tick: datetime, owner: str) -> bool:
+def claim_tick(rt: SchedulerHost, job: PeriodicJob, tick: datetime, owner: str) -> bool:
     """Record that `owner` fires `job` at `tick`; False when another scheduler already did."""
     with rt.new_uow() as uow:
         row = {"job": job.name, "tick": tick, "owner": owner, "started_at": rt.clock()}
@@ -33,7 +33,9 @@ def claim_tick(rt: Runtime, job: PeriodicJob, tick: datetime, owner: str) -> boo
         return won
 
 
-def run_once(rt: Runtime, jobs: list[PeriodicJob], last: dict[str, datetime], owner: str) -> None:
+def run_once(
+    rt: SchedulerHost, jobs: list[PeriodicJob], last: dict[str, datetime], owner: str
+) -> None:
     """One pass: fire every job whose tick has moved on since it last ran here."""
     runs: list[heartbeat.JobRun] = []
     for job in jobs:
@@ -59,22 +61,22 @@ def run_once(rt: Runtime, jobs: list[PeriodicJob], last: dict[str, datetime], ow
     _record_runs(rt, runs)
 
 
-def _record_runs(rt: Runtime, runs: list[heartbeat.JobRun]) -> None:
+def _record_runs(rt: SchedulerHost, runs: list[heartbeat.JobRun]) -> None:
     """Tell `orderflow status` which jobs ran; Redis being away must not stop the jobs."""
     try:
-        heartbeat.record(rt.broker.client, runs)
+        heartbeat.record(rt.redis_client, runs)
     except Exception as error:  # noqa: BLE001 - liveness only; the next pass records again
         log.warning("could not record scheduler runs: %s", type(error).__name__)
 
 
-def finish_tick(rt: Runtime, job: PeriodicJob, tick: datetime, outcome: str) -> None:
+def finish_tick(rt: SchedulerHost, job: PeriodicJob, tick: datetime, outcome: str) -> None:
     """Record how a claimed tick ended (visible in the database, e.g. to find a scan cut short)."""
     with rt.new_uow() as uow:
         scheduler_runs.finish(uow.session, job.name, tick, rt.clock(), outcome)
         uow.commit()
 
 
-def run_scheduler(rt: Runtime, jobs: list[PeriodicJob], stop: threading.Event) -> None:
+def run_scheduler(rt: SchedulerHost, jobs: list[PeriodicJob], stop: threading.Event) -> None:
     """Loop until `stop` is set (SIGTERM/SIGINT in the CLI)."""
     owner = scheduler_identity()
     last: dict[str, datetime] = {}

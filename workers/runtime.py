@@ -56,6 +56,11 @@ class Runtime:
         """Now, aware UTC."""
         return utc_now()
 
+    @property
+    def redis_client(self) -> redis.Redis:
+        """The broker's Redis connection (the scheduler's heartbeats use it)."""
+        return self.broker.client
+
     def new_uow(self) -> UnitOfWork:
         """A unit of work that publishes its outbox jobs to the broker after commit."""
         return UnitOfWork(

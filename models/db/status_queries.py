@@ -10,7 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.db.commerce import Order
-from models.db.machinery import ExternalOperation, OutboxJob, ParkedMessage, SchedulerRun
+from models.db.machinery import (
+    ExternalOperation,
+    OutboxJob,
+    ParkedMessage,
+    QuarantinedMessage,
+    SchedulerRun,
+)
 from models.db.operations import UNSETTLED
 
 HELD = "held"  # models.domain.ledger.HoldState.HELD, as stored
@@ -179,3 +185,13 @@ def last_claimed_ticks(session: Session) -> dict[str, datetime]:
     """When each exclusive job's newest tick was claimed (scheduler_runs keeps a week)."""
     query = select(SchedulerRun.job, func.max(SchedulerRun.started_at)).group_by(SchedulerRun.job)
     return {str(job): at for job, at in session.execute(query)}
+
+
+def counts_by_reason(session: Session) -> dict[str, int]:
+    """How many held records per reason."""
+    rows = session.execute(
+        select(QuarantinedMessage.reason, func.count())
+        .where(QuarantinedMessage.status == "held")
+        .group_by(QuarantinedMessage.reason)
+    ).all()
+    return {reason: int(count) for reason, count in rows}

@@ -14,7 +14,6 @@ import pytest
 from prometheus_client import REGISTRY
 
 from scheduler.jobs import PeriodicJob
-from scheduler.observed import observed_jobs
 from tasks import log_context
 from tasks.intake.ingest import Outcome, Timings
 from tasks.messages.catalogue import decode
@@ -23,6 +22,7 @@ from tests import factories as f
 from workers import metrics
 from workers.http.stripe_webhooks import PATH, create_app
 from workers.queue.job_observer import JobLogContext, observed
+from workers.scheduler_jobs import observed_jobs
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -38,7 +38,7 @@ def worker(
     log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Run queue workers; each dead process is restarted."""
-    from workers.queue.supervisor import supervise
+    from workers.supervisor import supervise
 
     settings = Settings()
     supervise(
@@ -52,7 +52,7 @@ def worker(
 @app.command()
 def scheduler(log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> None:
     """Run periodic jobs (safe to run two at once)."""
-    from scheduler.process import run
+    from workers.scheduler_process import run
 
     run(log_level)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.db.machinery import QuarantinedMessage
@@ -23,16 +23,6 @@ def held(
     if reason:
         query = query.where(QuarantinedMessage.reason == reason)
     return session.scalars(query.order_by(QuarantinedMessage.id.desc()).limit(limit)).all()
-
-
-def counts_by_reason(session: Session) -> dict[str, int]:
-    """How many held records per reason."""
-    rows = session.execute(
-        select(QuarantinedMessage.reason, func.count())
-        .where(QuarantinedMessage.status == "held")
-        .group_by(QuarantinedMessage.reason)
-    ).all()
-    return {reason: int(count) for reason, count in rows}
 
 
 def preview(body: bytes) -> str:

@@ -36,6 +36,7 @@ def quarantine_list(
     limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
 ) -> None:
     """Held messages, newest first, with counts by reason."""
+    from models.db import status_queries
     from workers.cli import quarantine
     from workers.cli.context import database
 
@@ -53,7 +54,7 @@ def quarantine_list(
             )
         console = Console()
         console.print(table)
-        console.print(quarantine.counts_by_reason(session))
+        console.print(status_queries.counts_by_reason(session))
 
 
 @quarantine_app.command("show")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models.db import status_queries as q
-from workers.cli.quarantine import counts_by_reason
+from models.db.status_queries import counts_by_reason
 from workers.cli.status_options import StatusOptions, age_s, iso
 
 

@@ -11,8 +11,8 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from models.db.status_queries import counts_by_reason
 from models.db.tables import Inventory, Manufacturer, Order, ParkedMessage, QuarantinedMessage
-from workers.cli.quarantine import counts_by_reason
 from workers.demo.smtp_sink import ReceivedMail
 
 EXPECTED_REASONS = {

@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from scheduler.host import SchedulerHost
 from scheduler.jobs import PeriodicJob
 from tasks import log_context
 from workers import metrics
-from workers.runtime import Runtime
 
-RunJob = Callable[[Runtime, datetime], str]
+RunJob = Callable[[SchedulerHost, datetime], str]
 
 
 def observed_jobs(jobs: Sequence[PeriodicJob]) -> list[PeriodicJob]:
@@ -22,7 +22,7 @@ def observed_jobs(jobs: Sequence[PeriodicJob]) -> list[PeriodicJob]:
 
 
 def _observed(name: str, run: RunJob) -> RunJob:
-    def observed_run(rt: Runtime, now: datetime) -> str:
+    def observed_run(rt: SchedulerHost, now: datetime) -> str:
         token = log_context.enter({"job": name})
         started = time.perf_counter()
         outcome = "failed"

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from scheduler.jobs import default_jobs
 from scheduler.loop import run_scheduler
-from scheduler.observed import observed_jobs
 from workers.http import metrics_server
 from workers.logs import configure_logging
 from workers.runtime import open_runtime, prepare_database
+from workers.scheduler_jobs import observed_jobs
 from workers.settings import Settings
 from workers.signals import stop_event_on_signals
 
