@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from models.db.commerce import Order, Payment
 from models.db.ledger import refresh
@@ -67,45 +67,62 @@ def reconcile_intent(uow: UnitOfWork, facts: IntentFacts) -> str:
 
 
 def _sync_refunds(uow: UnitOfWork, members: list[Order], facts: IntentFacts) -> str:
-    """Record refunds made outside orderflow (e.g. in Stripe's dashboard) on the root order."""
-    ids = [m.id for m in members]
-    recorded = -int(
-        uow.session.scalar(
-            select(func.coalesce(func.sum(Payment.amount), 0)).where(
-                Payment.order_id.in_(ids), Payment.source == "stripe", Payment.amount < 0
-            )
-        )
-        or 0
-    )
+    """Record refunds made outside orderflow (e.g. in Stripe's dashboard), shared out over the
+    family root first, each member taking at most the Stripe money it still holds (I11)."""
+    held = _stripe_money(uow, members)
+    recorded = sum(received - left for received, left in held.values())
     # Releasing an uncaptured hold marks its charge "refunded" too: only money that was
     # received can have been refunded.
     missing = min(facts.amount_refunded, facts.amount_received) - recorded
     if missing <= 0:
         return "in line with Stripe"
-    root, now = members[0], uow.clock()
+    left_to_share = missing
+    for member in members:
+        part = min(left_to_share, held.get(member.id, (0, 0))[1])
+        if part > 0:
+            _record_outside_refund(uow, member, part, facts)
+            left_to_share -= part
+    return f"refund of {missing} recorded"
+
+
+def _stripe_money(uow: UnitOfWork, members: list[Order]) -> dict[int, tuple[int, int]]:
+    """Per member: (received from Stripe, still held net of Stripe refunds)."""
+    query = (
+        select(
+            Payment.order_id,
+            func.coalesce(func.sum(case((Payment.amount > 0, Payment.amount), else_=0)), 0),
+            func.coalesce(func.sum(Payment.amount), 0),
+        )
+        .where(Payment.order_id.in_([m.id for m in members]), Payment.source == "stripe")
+        .group_by(Payment.order_id)
+    )
+    return {int(i): (int(received), int(net)) for i, received, net in uow.session.execute(query)}
+
+
+def _record_outside_refund(uow: UnitOfWork, order: Order, amount: int, facts: IntentFacts) -> None:
+    now = uow.clock()
     uow.session.add(
         Payment(
-            order_id=root.id,
-            amount=-missing,
-            currency=root.currency,
+            order_id=order.id,
+            amount=-amount,
+            currency=order.currency,
             method="stripe_card",
             source="stripe",
             reference=f"{facts.reference}:refunded-at-stripe",
             at=now,
         )
     )
-    change = refresh(uow.session, root)
+    change = refresh(uow.session, order)
     template = payment_template(change.before, change.after)
     if template is not None:
-        notify.stage(uow, root, template, f"refund-sync:{facts.amount_refunded}")
+        notify.stage(uow, order, template, f"refund-sync:{facts.amount_refunded}")
     record(
         uow.session,
-        root,
+        order,
         now,
         "payment.refunded",
-        f"refund of {missing} {root.currency} made at Stripe recorded",
+        f"refund of {amount} {order.currency} made at Stripe recorded",
     )
-    return f"refund of {missing} recorded"
 
 
 def reconcile(new_uow: UowFactory, gateway: running.Gateway, payload: dict[str, Any]) -> None:

@@ -313,3 +313,34 @@ def test_d7_a_total_above_the_hold_tells_the_desk_but_not_the_customer(
     )
     assert mails(sink) == expect((DESK, "Card payment problem on order {}"), SHIPPED,
                                  number="D7A")  # fmt: skip
+
+
+def test_a_refund_made_in_stripes_dashboard_goes_to_the_member_that_still_holds_the_money(
+    desk: Desk, sink: SmtpSink
+) -> None:
+    # Given a split card family captured whole at the first shipment (10,000 + 15,800)
+    pi_id = desk.fake.create_authorized_intent(TOTAL, "eur")
+    _stock(desk, "PAD", 5)
+    placed = f.order("R1", stripe_payment_intent_id=pi_id, lines=SPLIT_LINES,
+                     placed_at="2026-03-02T09:00:00Z")  # fmt: skip
+    desk.feed(f.manufacturer(), placed, f.envelope("order.split_requested", number="R1"))
+    desk.feed(shipped("R1"))
+    assert run_jobs(desk) == []
+    # And the original order refunded in full through orderflow
+    desk.feed(f.envelope("order.refund_requested", number="R1"))
+    assert run_jobs(desk) == []
+    # When someone refunds 5,000 more in Stripe's dashboard, and its webhook event arrives
+    desk.fake.ledger.create_refund({"payment_intent": pi_id, "amount": "5000"}, None)
+    charge = desk.fake.intent(pi_id)["latest_charge"]["id"]
+    charge_object = {"id": charge, "object": "charge", "metadata": {}}
+    event = f.envelope(
+        "stripe.event", id="evt_dashboard_1", type="charge.refunded", data={"object": charge_object}
+    )
+    assert results(desk, event) == [("applied", "")]
+    assert run_jobs(desk) == []
+    # Then the 5,000 is recorded on the backorder, which still held Stripe's money, and no
+    # order has had more refunded than it was paid
+    root, backorder = desk.order("R1"), desk.order("R1-backorder")
+    assert (root.paid, root.payment_status) == (0, "refunded")
+    assert (backorder.paid, backorder.payment_status) == (10_800, "partially_refunded")
+    assert desk.fake.effect_counts() == {"create": 1, "capture": 1, "refund": 2}
