@@ -189,6 +189,22 @@ def record_refund(uow: UnitOfWork, operation_id: int, *, amount: int, reference:
         result={"refunded": amount, "reference": reference},
     ):
         return False
+    book_refund(
+        uow,
+        order,
+        amount,
+        reference,
+        cause=op.key,
+        summary=f"refunded {amount} {order.currency} ({reference})",
+    )
+    return True
+
+
+def book_refund(
+    uow: UnitOfWork, order: Order, amount: int, reference: str, *, cause: str, summary: str
+) -> None:
+    """A Stripe refund on the order's ledger: the payment, its statuses, the customer's email
+    (once per `cause`) and the timeline entry."""
     now = uow.clock()
     uow.session.add(
         Payment(
@@ -203,16 +219,14 @@ def record_refund(uow: UnitOfWork, operation_id: int, *, amount: int, reference:
     )
     order.updated_at = now
     change = refresh(uow.session, order)
-    _changed(uow, order, change, op.key)
+    _changed(uow, order, change, cause)
     record(
         uow.session,
         order,
         now,
         "payment.refunded",
-        f"refunded {amount} {order.currency} ({reference}); payment "
-        f"{change.before.value} -> {change.after.value}",
+        f"{summary}; payment {change.before.value} -> {change.after.value}",
     )
-    return True
 
 
 def learn_hold(uow: UnitOfWork, operation_id: int, capture_before: datetime | None) -> None:

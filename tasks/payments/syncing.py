@@ -11,15 +11,11 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from models.db.commerce import Order, Payment
-from models.db.ledger import refresh
-from models.db.orders import record
 from models.db.uow import UnitOfWork, UowFactory
 from models.domain.ledger import HoldState
-from models.domain.notifications import payment_template
 from models.domain.payments import IntentVerdict, capture_verdict
-from tasks.notifications import staging as notify
 from tasks.payments import running
-from tasks.payments.recording import ensure_captured, release_hold
+from tasks.payments.recording import book_refund, ensure_captured, release_hold
 from tasks.payments.requesting import expire_hold
 
 
@@ -80,7 +76,14 @@ def _sync_refunds(uow: UnitOfWork, members: list[Order], facts: IntentFacts) -> 
     for member in members:
         part = min(left_to_share, held.get(member.id, (0, 0))[1])
         if part > 0:
-            _record_outside_refund(uow, member, part, facts)
+            book_refund(
+                uow,
+                member,
+                part,
+                f"{facts.reference}:refunded-at-stripe",
+                cause=f"refund-sync:{facts.amount_refunded}",
+                summary=f"refund of {part} {member.currency} made at Stripe recorded",
+            )
             left_to_share -= part
     return f"refund of {missing} recorded"
 
@@ -97,32 +100,6 @@ def _stripe_money(uow: UnitOfWork, members: list[Order]) -> dict[int, tuple[int,
         .group_by(Payment.order_id)
     )
     return {int(i): (int(received), int(net)) for i, received, net in uow.session.execute(query)}
-
-
-def _record_outside_refund(uow: UnitOfWork, order: Order, amount: int, facts: IntentFacts) -> None:
-    now = uow.clock()
-    uow.session.add(
-        Payment(
-            order_id=order.id,
-            amount=-amount,
-            currency=order.currency,
-            method="stripe_card",
-            source="stripe",
-            reference=f"{facts.reference}:refunded-at-stripe",
-            at=now,
-        )
-    )
-    change = refresh(uow.session, order)
-    template = payment_template(change.before, change.after)
-    if template is not None:
-        notify.stage(uow, order, template, f"refund-sync:{facts.amount_refunded}")
-    record(
-        uow.session,
-        order,
-        now,
-        "payment.refunded",
-        f"refund of {amount} {order.currency} made at Stripe recorded",
-    )
 
 
 def reconcile(new_uow: UowFactory, gateway: running.Gateway, payload: dict[str, Any]) -> None:
