@@ -85,7 +85,8 @@ def _sync_refunds(uow: UnitOfWork, members: list[Order], facts: IntentFacts) -> 
                 summary=f"refund of {part} {member.currency} made at Stripe recorded",
             )
             left_to_share -= part
-    return f"refund of {missing} recorded"
+    # Whatever no member still holds stays unrecorded (and is looked at again next time).
+    return f"refund of {missing - left_to_share} recorded"
 
 
 def _stripe_money(uow: UnitOfWork, members: list[Order]) -> dict[int, tuple[int, int]]:
